@@ -1,0 +1,102 @@
+"""Shared test bed: the bundled simulator on loopback and a fast policy.
+
+Intervals (backoff, busy_interval, busy_deadline, timeouts) are policy settings;
+tests shrink them here, so no test sleeps through real backoff.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator, Callable
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from cleanup import Credentials, Settings, run_policy
+from cleanup.pipeline import RunSummary
+from cleanup.simulator import SimConfig, SimState, Simulator
+
+AK, SK = "sim-access-key", "sim-secret-key"
+CREDS = Credentials(AK, SK)
+OLD = datetime.now(timezone.utc) - timedelta(days=60)
+
+FAST_RETRY = {
+    "max_attempts": 6,
+    "busy_interval": "50ms",
+    "busy_deadline": "5s",
+    "backoff_base": "5ms",
+    "backoff_max": "50ms",
+    "request_timeout": "5s",
+}
+
+
+def policy(select: dict[str, Any], **sections: Any) -> dict[str, Any]:
+    """A policy mapping with fast retries and a high rate, overridable per section."""
+    doc: dict[str, Any] = {
+        "version": 1,
+        "select": select,
+        "limits": {"rate": 2000, "concurrency": 8},
+        "retry": dict(FAST_RETRY),
+    }
+    for key, value in sections.items():
+        doc[key] = {**doc.get(key, {}), **value} if isinstance(value, dict) else value
+    return doc
+
+
+def account(n: int, *, name: str = "exp", status: str = "completed") -> SimState:
+    """``n`` old tasks t0000.. named ``name``, one minute apart (t0000 is oldest)."""
+    state = SimState()
+    for i in range(n):
+        state.add_task(f"t{i:04d}", name, status, OLD + timedelta(minutes=i))
+    return state
+
+
+def read_audit(path: Path) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+def terminal_by_task(records: list[dict[str, Any]]) -> dict[str, list[str]]:
+    """task_id -> terminal events it got (each list must hold exactly one)."""
+    terminal = {"would_delete", "deleted", "already_absent", "skipped", "failed", "still_busy"}
+    out: dict[str, list[str]] = {}
+    for r in records:
+        if r["event"] in terminal:
+            out.setdefault(r["task_id"], []).append(r["event"])
+    return out
+
+
+@pytest.fixture
+async def make_sim() -> AsyncIterator[Callable[..., Any]]:
+    """Start simulators on loopback (closed after the test): ``await make_sim(state, **cfg)``."""
+    started: list[Simulator] = []
+
+    async def start(state: SimState | None = None, **config: Any) -> Simulator:
+        sim = Simulator(SimConfig(**config), state or SimState())
+        await sim.start("127.0.0.1", 0)
+        started.append(sim)
+        return sim
+
+    yield start
+    for sim in started:
+        await sim.close()
+
+
+@pytest.fixture
+def run(tmp_path: Path) -> Callable[..., Any]:
+    """Run a policy against a simulator; audit log at ``tmp_path / 'audit.jsonl'``."""
+
+    async def go(
+        sim: Simulator, doc: dict[str, Any], *, apply: bool = True, creds: Credentials = CREDS,
+        **settings: Any,
+    ) -> RunSummary:
+        settings.setdefault("audit_log", str(tmp_path / "audit.jsonl"))
+        return await run_policy(
+            doc,
+            apply=apply,
+            settings=Settings(endpoint=sim.url, **settings),
+            credentials=creds,
+        )
+
+    return go
