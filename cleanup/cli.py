@@ -80,6 +80,7 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True)
 
     run = commands.add_parser("run", help="plan (dry run) or --apply a policy")
+    run.add_argument("-v", "--verbose", action="store_true", default=argparse.SUPPRESS)
     run.add_argument("--policy", required=True, help="policy YAML file")
     run.add_argument("--apply", action="store_true", help="delete (default: dry run)")
     run.add_argument("--endpoint", help="API base URL (env NCLUE_ENDPOINT, policy, default)")
