@@ -88,7 +88,11 @@ def run(tmp_path: Path) -> Callable[..., Any]:
     """Run a policy against a simulator; audit log at ``tmp_path / 'audit.jsonl'``."""
 
     async def go(
-        sim: Simulator, doc: dict[str, Any], *, apply: bool = True, creds: Credentials = CREDS,
+        sim: Simulator,
+        doc: dict[str, Any],
+        *,
+        apply: bool = True,
+        creds: Credentials = CREDS,
         **settings: Any,
     ) -> RunSummary:
         settings.setdefault("audit_log", str(tmp_path / "audit.jsonl"))

@@ -31,8 +31,13 @@ def test_lines_have_the_fixed_fields_and_owner_only_mode(tmp_path: Path):
         assert r["run_id"] == "r1" and r["timestamp"].endswith("Z")
     assert records[0]["prev_sha256"] == GENESIS
     assert records[2] | {"timestamp": "", "prev_sha256": ""} == {
-        "event": "deleted", "timestamp": "", "run_id": "r1", "task_id": "a",
-        "task_name": "exp", "status": "completed", "prev_sha256": "",
+        "event": "deleted",
+        "timestamp": "",
+        "run_id": "r1",
+        "task_id": "a",
+        "task_name": "exp",
+        "status": "completed",
+        "prev_sha256": "",
     }
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
 
@@ -89,8 +94,11 @@ async def test_run_audit_matches_server_state(make_sim, run, tmp_path: Path):
     state = account(6)
     state.add_task("prod-1", "prod-model", "completed", state.tasks["t0000"].created_at)
     sim = await make_sim(state)
-    doc = policy({"all": True, "ids": ["gone-1"]}, protect={"name_globs": ["prod-*"]},
-                 filters={"keep_latest": 2})
+    doc = policy(
+        {"all": True, "ids": ["gone-1"]},
+        protect={"name_globs": ["prod-*"]},
+        filters={"keep_latest": 2},
+    )
     summary = await run(sim, doc)
     records = read_audit(tmp_path / "audit.jsonl")
     deleted = {r["task_id"] for r in records if r["event"] == "deleted"}

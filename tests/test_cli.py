@@ -26,7 +26,10 @@ async def cli(
     """Run ``python -m cleanup`` as a user would; returns (exit code, stdout, stderr)."""
     base = {k: v for k, v in os.environ.items() if not k.startswith(("NCLOUD_", "NCLUE_"))}
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "cleanup", *args,
+        sys.executable,
+        "-m",
+        "cleanup",
+        *args,
         env={**base, **(env or {})},
         stdin=asyncio.subprocess.PIPE,
         stdout=asyncio.subprocess.PIPE,
@@ -64,7 +67,7 @@ async def test_invalid_policy_exits_2_before_any_request(make_sim, tmp_path, tex
     sim = await make_sim(account(3))
     path = tmp_path / "bad.yaml"
     path.write_text(text)
-    code, out, err = await cli("run", "--policy", str(path), "--apply", env=creds_env(sim))
+    code, _, err = await cli("run", "--policy", str(path), "--apply", env=creds_env(sim))
     assert code == 2
     assert str(path) in err and len(err.splitlines()) <= 5
     assert sim.state.total_requests() == 0
@@ -84,17 +87,28 @@ async def test_ids_piped_on_stdin_are_deleted(make_sim, tmp_path):
     sim = await make_sim(account(5))
     path = write_policy(tmp_path, {"version": 1, "select": {}, "retry": {"backoff_base": "5ms"}})
     audit = tmp_path / "audit.jsonl"
-    code, out, err = await cli(
-        "run", "--policy", path, "--apply", "--ids-from", "-", "--audit-log", str(audit),
-        "--trigger", "retrain",
-        env=creds_env(sim), stdin=b"t0001\n# superseded\nt0003\nunknown-9\n",
+    code, _, err = await cli(
+        "run",
+        "--policy",
+        path,
+        "--apply",
+        "--ids-from",
+        "-",
+        "--audit-log",
+        str(audit),
+        "--trigger",
+        "retrain",
+        env=creds_env(sim),
+        stdin=b"t0001\n# superseded\nt0003\nunknown-9\n",
     )
     assert code == 0, err
     assert sim.state.remaining_ids() == {"t0000", "t0002", "t0004"}
     records = read_audit(audit)
     assert records[0]["trigger"] == "retrain" and "@" in records[0]["operator"]
     assert terminal_by_task(records) == {
-        "t0001": ["deleted"], "t0003": ["deleted"], "unknown-9": ["already_absent"]
+        "t0001": ["deleted"],
+        "t0003": ["deleted"],
+        "unknown-9": ["already_absent"],
     }
 
 
@@ -125,9 +139,12 @@ async def test_plan_from_another_policy_is_refused(make_sim, tmp_path):
     first = write_policy(tmp_path, policy({"all": True}), "a.yaml")
     other = write_policy(tmp_path, policy({"all": True}, filters={"name_glob": "x*"}), "b.yaml")
     plan = tmp_path / "plan.json"
-    assert (await cli("run", "--policy", first, "--plan-out", str(plan), env=creds_env(sim)))[0] == 0
-    code, _, err = await cli("run", "--policy", other, "--apply", "--plan", str(plan),
-                             env=creds_env(sim))
+    assert (await cli("run", "--policy", first, "--plan-out", str(plan), env=creds_env(sim)))[
+        0
+    ] == 0
+    code, _, err = await cli(
+        "run", "--policy", other, "--apply", "--plan", str(plan), env=creds_env(sim)
+    )
     assert code == 2 and "different policy" in err
     assert sim.state.count(method="DELETE") == 0
 
@@ -141,8 +158,17 @@ async def test_no_secret_in_any_output(make_sim, tmp_path):
     for key in (secret, "wrong-" + secret):  # a good run and a failing (401) one
         audit, summary, metrics = (tmp_path / n for n in ("a.jsonl", "s.json", "m.prom"))
         code, out, err = await cli(
-            "run", "--policy", path, "--apply", "--audit-log", str(audit), "--summary-json",
-            str(summary), "--metrics-textfile", str(metrics), "-v",
+            "run",
+            "--policy",
+            path,
+            "--apply",
+            "--audit-log",
+            str(audit),
+            "--summary-json",
+            str(summary),
+            "--metrics-textfile",
+            str(metrics),
+            "-v",
             env=creds_env(sim, key),
         )
         outputs += [out, err, audit.read_text(), summary.read_text(), metrics.read_text()]
@@ -157,8 +183,17 @@ async def test_summary_json_and_metrics_textfile(make_sim, tmp_path):
     sim = await make_sim(account(4))
     path = write_policy(tmp_path, policy({"all": True}))
     summary, metrics = tmp_path / "s.json", tmp_path / "m.prom"
-    code, _, _ = await cli("run", "--policy", path, "--apply", "--summary-json", str(summary),
-                           "--metrics-textfile", str(metrics), env=creds_env(sim))
+    code, _, _ = await cli(
+        "run",
+        "--policy",
+        path,
+        "--apply",
+        "--summary-json",
+        str(summary),
+        "--metrics-textfile",
+        str(metrics),
+        env=creds_env(sim),
+    )
     assert code == 0
     data = json.loads(summary.read_text())
     assert data["counts"]["deleted"] == 4 and sorted(data["task_ids"]["deleted"]) == sorted(
@@ -191,10 +226,20 @@ async def _start_big_run(sim, tmp_path: Path, audit: Path, n: int) -> asyncio.su
     path = write_policy(tmp_path, doc)
     base = {k: v for k, v in os.environ.items() if not k.startswith(("NCLOUD_", "NCLUE_"))}
     return await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "cleanup", "run", "--policy", path, "--apply",
-        "--audit-log", str(audit), "--shutdown-grace", "5",
+        sys.executable,
+        "-m",
+        "cleanup",
+        "run",
+        "--policy",
+        path,
+        "--apply",
+        "--audit-log",
+        str(audit),
+        "--shutdown-grace",
+        "5",
         env={**base, **creds_env(sim)},
-        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.PIPE,
     )
 
 
@@ -221,8 +266,15 @@ async def test_sigterm_stops_cleanly_and_a_rerun_finishes(make_sim, tmp_path):
     assert deleted == set(sim.state.deleted)
     assert all(len(v) == 1 for v in terminal_by_task(records).values())
     assert 0 < len(deleted) < 3000
-    code, _, _ = await cli("run", "--policy", str(tmp_path / "policy.yaml"), "--apply",
-                           "--audit-log", str(audit), env=creds_env(sim))
+    code, _, _ = await cli(
+        "run",
+        "--policy",
+        str(tmp_path / "policy.yaml"),
+        "--apply",
+        "--audit-log",
+        str(audit),
+        env=creds_env(sim),
+    )
     assert code == 0
     assert sim.state.remaining_ids() == set() and max(sim.state.deleted.values()) == 1
     assert verify(audit).ok
@@ -239,8 +291,15 @@ async def test_kill_9_then_rerun_converges(make_sim, tmp_path):
     lines = audit.read_text().splitlines()
     for line in lines[:-1]:
         json.loads(line)  # every line but a torn last one parses
-    code, _, _ = await cli("run", "--policy", str(tmp_path / "policy.yaml"), "--apply",
-                           "--audit-log", str(tmp_path / "rerun.jsonl"), env=creds_env(sim))
+    code, _, _ = await cli(
+        "run",
+        "--policy",
+        str(tmp_path / "policy.yaml"),
+        "--apply",
+        "--audit-log",
+        str(tmp_path / "rerun.jsonl"),
+        env=creds_env(sim),
+    )
     assert code == 0
     assert sim.state.remaining_ids() == set() and max(sim.state.deleted.values()) == 1
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+
 import pytest
 
 from cleanup.client import NclueClient, _translate, parse_retry_after
@@ -66,10 +68,8 @@ async def test_dropped_connection_is_one_attempt_each(make_sim):
 
     async with _client(sim, max_attempts=3) as client:
         for i in range(20):
-            try:
+            with contextlib.suppress(TransientApiError, NotFoundError):
                 await client.delete_task(f"t{i:04d}", on_attempt=on_attempt)
-            except (TransientApiError, NotFoundError):
-                pass
     assert attempts == sim.state.count(method="DELETE")
     assert client.requests["delete_task", 0] == sim.state.count(method="DELETE", status=0)
 
@@ -86,14 +86,34 @@ async def test_hung_request_times_out_as_transient(make_sim):
     ("status", "body", "error", "code"),
     [
         (401, b'{"error":{"errorCode":"200","message":"Authentication Failed"}}', AuthError, "200"),
-        (403, b'{"error":{"errorCode":230,"message":"Forbidden","details":null}}', AuthError, "230"),
+        (
+            403,
+            b'{"error":{"errorCode":230,"message":"Forbidden","details":null}}',
+            AuthError,
+            "230",
+        ),
         (429, b'{"error":{"errorCode":"420","message":"Rate Limited"}}', ThrottledError, "420"),
         (429, b'{"error":{"errorCode":410,"message":"Throttle Limited"}}', ThrottledError, "410"),
-        (429, b'{"error":{"errorCode":"400","message":"Quota Exceeded"}}', QuotaExceededError, "400"),
-        (404, b'{"error":{"errorCode":"10106","message":"Task not found"}}', NotFoundError, "10106"),
+        (
+            429,
+            b'{"error":{"errorCode":"400","message":"Quota Exceeded"}}',
+            QuotaExceededError,
+            "400",
+        ),
+        (
+            404,
+            b'{"error":{"errorCode":"10106","message":"Task not found"}}',
+            NotFoundError,
+            "10106",
+        ),
         (409, b'{"error":{"errorCode":"10107","message":"busy"}}', RefusedError, "10107"),
         (400, b'{"code": 100, "message": "Bad Request Exception"}', RefusedError, "100"),
-        (503, b"<html><body><h1>503 Service Unavailable</h1></body></html>", TransientApiError, None),
+        (
+            503,
+            b"<html><body><h1>503 Service Unavailable</h1></body></html>",
+            TransientApiError,
+            None,
+        ),
         (504, b'{"error": {"errorCode": "510"', TransientApiError, None),
         (500, b"[1, 2]", TransientApiError, None),
         (502, b"", TransientApiError, None),

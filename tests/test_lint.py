@@ -31,7 +31,5 @@ def test_ruff_clean() -> None:
 
 def test_mypy_strict_clean() -> None:
     """mypy --strict (configured in pyproject.toml) reports nothing for the package."""
-    result = subprocess.run(
-        [*_tool("mypy")], cwd=ROOT, capture_output=True, text=True
-    )
+    result = subprocess.run([*_tool("mypy")], cwd=ROOT, capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr

@@ -46,9 +46,11 @@ def test_matches_openssl_recipe(method: str, uri: str) -> None:
         capture_output=True,
         check=True,
     ).stdout
-    b64 = subprocess.run(
-        ["openssl", "enc", "-base64"], input=digest, capture_output=True, check=True
-    ).stdout.decode().strip()
+    b64 = (
+        subprocess.run(["openssl", "enc", "-base64"], input=digest, capture_output=True, check=True)
+        .stdout.decode()
+        .strip()
+    )
     assert sign(method, uri, TS, "AKIDEXAMPLE", "s3cr3t/with+chars") == b64
 
 

@@ -16,7 +16,11 @@ from .conftest import CREDS, account, policy
 
 async def _source(sim, **client_kw) -> tuple[NclueClient, Source]:
     client = NclueClient(
-        sim.url, CREDS, RateLimiter(5000, 8), backoff_base_s=0.001, backoff_max_s=0.01,
+        sim.url,
+        CREDS,
+        RateLimiter(5000, 8),
+        backoff_base_s=0.001,
+        backoff_max_s=0.01,
         **client_kw,
     )
     await client.__aenter__()
@@ -125,6 +129,6 @@ def test_shards_partition_ids_stably():
     """Every ID lands in exactly one shard, the same one in every process."""
     ids = [f"task-{i}" for i in range(1000)]
     shards = [[i for i in ids if in_shard(i, k, 4)] for k in range(4)]
-    assert sorted(sum(shards, [])) == sorted(ids)
+    assert sorted(i for shard in shards for i in shard) == sorted(ids)
     assert all(150 < len(s) < 350 for s in shards)
     assert in_shard("task-1", 0, 4) == in_shard("task-1", 0, 4)
