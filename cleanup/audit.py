@@ -108,6 +108,10 @@ class AuditLog:
     def ended(self, task_id: str) -> bool:
         return task_id in self._ended
 
+    @property
+    def ended_count(self) -> int:
+        return len(self._ended)
+
     def counts(self) -> dict[str, int]:
         return {o.value: len(ids) for o, ids in self.outcomes.items()}
 

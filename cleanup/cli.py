@@ -10,6 +10,7 @@ import sys
 from collections.abc import Sequence
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import TextIO, cast
 
 import structlog
 from rich.console import Console
@@ -20,6 +21,7 @@ from .credentials import Credentials, load_credentials
 from .errors import UsageError
 from .pipeline import run_policy
 from .policy import Policy, load_policy
+from .progress import LiveProgress, LogProgress, ProgressReporter
 from .report import export_metrics, print_plan, print_summary, write_summary_json
 from .settings import (
     DEFAULT_AUDIT_LOG,
@@ -65,9 +67,19 @@ def configure_logging(*, verbose: bool = False) -> None:
     structlog.configure(
         processors=[*processors, renderer],
         wrapper_class=structlog.make_filtering_bound_logger(level),
-        logger_factory=structlog.PrintLoggerFactory(sys.stderr),
+        logger_factory=structlog.PrintLoggerFactory(cast(TextIO, _Stderr())),
         cache_logger_on_first_use=False,
     )
+
+
+class _Stderr:
+    """Writes to whatever ``sys.stderr`` is now (rich's live view redirects it)."""
+
+    def write(self, text: str) -> int:
+        return sys.stderr.write(text)
+
+    def flush(self) -> None:
+        sys.stderr.flush()
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -146,8 +158,16 @@ def _run(args: argparse.Namespace) -> int:
 
 def execute(policy: Policy, settings: Settings, credentials: Credentials) -> int:
     """Run, then report to the console, the summary file and the metrics."""
+    live = sys.stderr.isatty()
+    progress: ProgressReporter = LiveProgress(Console(stderr=True)) if live else LogProgress()
     summary = asyncio.run(
-        run_policy(policy, settings=settings, credentials=credentials, handle_signals=True)
+        run_policy(
+            policy,
+            settings=settings,
+            credentials=credentials,
+            handle_signals=True,
+            progress=progress if settings.apply else None,
+        )
     )
     console = Console(
         file=sys.stderr if settings.audit_log == "-" else sys.stdout,
@@ -160,9 +180,7 @@ def execute(policy: Policy, settings: Settings, credentials: Credentials) -> int
         write_summary_json(summary, settings.summary_json)
     if settings.metrics_textfile or settings.pushgateway:
         try:
-            export_metrics(
-                summary, settings.trigger, settings.metrics_textfile, settings.pushgateway
-            )
+            export_metrics(summary, settings)
         except OSError as exc:
             log.error("metrics_export_failed", error=str(exc))
     return summary.exit_code

@@ -7,12 +7,13 @@ returns a ``RunSummary`` and writes the same audit log as the command line.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import random
 import signal
 import time
 import uuid
-from collections.abc import Iterable, Mapping
+from collections.abc import Awaitable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
@@ -31,6 +32,7 @@ from .model import Action, Decision, Outcome, Task
 from .planner import newest_per_name, plan
 from .plans import read_plan, write_plan
 from .policy import Policy, load_policy, policy_from_mapping
+from .progress import ProgressReporter, RateWindow, Snapshot
 from .settings import Settings, operator, resolve_endpoint
 from .source import Lookup, Source, in_shard, read_ids
 
@@ -93,6 +95,7 @@ async def run_policy(
     settings: Settings | None = None,
     credentials: Credentials | None = None,
     handle_signals: bool = False,
+    progress: ProgressReporter | None = None,
     rng: random.Random | None = None,
 ) -> RunSummary:
     """Run a policy end to end and return its summary (never raises for API trouble).
@@ -100,7 +103,8 @@ async def run_policy(
     ``policy`` is a ``Policy``, a path to a policy file, or a mapping in the policy
     file's format. ``ids`` adds explicit task IDs (like ``--ids-from``). Usage
     errors (bad policy, no credentials, a plan from another policy) raise
-    ``UsageError`` before any request is sent.
+    ``UsageError`` before any request is sent. ``progress`` receives snapshots while
+    the run deletes (``cleanup.progress.LogProgress`` logs one every few seconds).
     """
     settings = replace(settings or Settings(), apply=apply or (settings or Settings()).apply)
     extra = tuple(read_ids(ids, "ids")) + settings.extra_ids
@@ -108,7 +112,8 @@ async def run_policy(
     explicit = _explicit_ids(loaded, extra, settings)
     endpoint = resolve_endpoint(settings.endpoint, os.environ, loaded.endpoint)
     creds = credentials or load_credentials()
-    return await _Run(loaded, settings, creds, endpoint, explicit, rng).execute(handle_signals)
+    run = _Run(loaded, settings, creds, endpoint, explicit, rng, progress)
+    return await run.execute(handle_signals)
 
 
 def run_policy_sync(policy: Policy | str | Path | Mapping[str, Any], **kwargs: Any) -> RunSummary:
@@ -150,6 +155,7 @@ class _Run:
         endpoint: str,
         explicit: tuple[str, ...],
         rng: random.Random | None,
+        progress: ProgressReporter | None = None,
     ) -> None:
         self.policy, self.settings, self.endpoint, self.explicit = (
             policy,
@@ -182,6 +188,7 @@ class _Run:
             rng=rng,
         )
         self.audit = AuditLog(settings.audit_log, self.run_id)
+        self.progress = progress
 
     async def execute(self, handle_signals: bool) -> RunSummary:
         self._start()
@@ -261,11 +268,40 @@ class _Run:
         if not self.settings.apply:
             deleter.preview(wanted)
             return 0
-        await deleter.run(wanted)
+        await self._with_progress(deleter.run(wanted), len(wanted))
         if deleter.fatal is not None:
             self.error = str(deleter.fatal)
             return deleter.fatal.exit_code
         return 0
+
+    async def _with_progress(self, work: Awaitable[None], total: int) -> None:
+        """Run ``work`` while a ticker sends progress snapshots to the reporter."""
+        reporter = self.progress
+        if reporter is None:
+            await work
+            return
+        baseline = self.audit.ended_count
+        window = RateWindow()
+
+        def snapshot() -> Snapshot:
+            done = self.audit.ended_count - baseline
+            requests = sum(self.client.requests.values())
+            return Snapshot(done, total, self.audit.counts(), requests, window.rate(done))
+
+        async def tick() -> None:
+            while True:
+                reporter.update(snapshot())
+                await asyncio.sleep(reporter.interval_s)
+
+        ticker = asyncio.ensure_future(tick())
+        try:
+            await work
+        finally:
+            ticker.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await ticker
+            reporter.update(snapshot())
+            reporter.close()
 
     async def _select(self, source: Source) -> tuple[list[Task] | None, Lookup | None]:
         """The complete listing when the policy needs it, and explicit IDs' state."""

@@ -17,6 +17,7 @@ from rich.table import Table
 
 from .model import Action, Decision
 from .pipeline import RunSummary
+from .settings import Settings
 
 EXIT_MEANING = {
     0: "done",
@@ -151,22 +152,28 @@ def _previous_success(textfile: str) -> float | None:
     return None
 
 
-def export_metrics(
-    summary: RunSummary, trigger: str, textfile: str | None, pushgateway: str | None
-) -> None:
-    """Write the run's metrics; the last-success time survives failed runs."""
+def export_metrics(summary: RunSummary, settings: Settings) -> None:
+    """Write the run's metrics; the last-success time survives failed runs.
+
+    Pushgateway groups are per trigger and shard, so the shards of one Job and runs
+    of different triggers do not overwrite each other's metrics.
+    """
     succeeded = summary.exit_code == 0 and not summary.dry_run
-    registry = metrics_registry(summary, trigger)
-    if textfile:
-        last = time.time() if succeeded else _previous_success(textfile)
+    registry = metrics_registry(summary, settings.trigger)
+    if settings.metrics_textfile:
+        last = time.time() if succeeded else _previous_success(settings.metrics_textfile)
         if last is not None:
             _success_gauge(registry, last)
-        write_to_textfile(textfile, registry)
-    if pushgateway:
-        push_to_gateway(pushgateway, job="nclue-cleanup", registry=registry)
+        write_to_textfile(settings.metrics_textfile, registry)
+    if settings.pushgateway:
+        group = {"trigger": settings.trigger, "shard": str(settings.shard_index)}
+        push_to_gateway(
+            settings.pushgateway, job="nclue-cleanup", grouping_key=group, registry=registry
+        )
         if succeeded:  # its own group, so a failed run's push does not erase it
             push_to_gateway(
-                pushgateway,
+                settings.pushgateway,
                 job="nclue-cleanup-success",
+                grouping_key=group,
                 registry=_success_gauge(CollectorRegistry(), time.time()),
             )
