@@ -2,10 +2,11 @@
 
 The listing never skips. ``index`` means a page number on some servers and an item
 offset on others (the API page has said both), so the lister asks for page 0 and
-index 1 and compares: if index 1 starts with page 0's second task, ``index`` is an
-offset. Tasks are de-duplicated by ``task_id`` and the count is checked against
-``total``; a listing that cannot be completed raises ``ListingIncompleteError`` and
-nothing is deleted.
+index 1 and compares: if index 1 repeats most of page 0, ``index`` is an offset.
+Pages are then read from the last to the first, which stays complete while other
+shards delete tasks (see ``Source._list_once``). Tasks are de-duplicated by
+``task_id`` and counted against ``total``; a listing that cannot be completed raises
+``ListingIncompleteError`` and nothing is deleted.
 
 Explicit IDs cost the fewer calls of two ways: one ``GET /tasks/{id}`` per ID, or the
 listing (one call per 100 tasks). The first listing page tells the account's size,
@@ -132,40 +133,54 @@ class Source:
             first = None
             log.warning("listing_changed_while_read", resource=resource, action="listing again")
         raise ListingIncompleteError(
-            f"GET /{resource}: the listing never added up to its reported total "
-            f"({_LISTING_TRIES} tries); the account changed while being read, or the server's "
-            "total is wrong. Nothing was deleted."
+            f"GET /{resource}: could not read a complete listing ({_LISTING_TRIES} tries): "
+            "tasks kept appearing while it was read, or the pages do not add up to the "
+            "server's total. Nothing was deleted."
         )
 
     async def _list_once(
         self, resource: str, key: str, first: tuple[int, list[dict[str, Any]]] | None
     ) -> list[dict[str, Any]] | None:
-        """One pass over the listing; ``None`` when it does not add up to ``total``."""
+        """One pass over the listing; ``None`` when it cannot prove it missed nothing.
+
+        After page 0 (which gives ``total`` and the page size) the pages are read from
+        the last one back to the first. Tasks deleted meanwhile, by other shards or
+        people, only move the tasks behind them towards the front, so a task not yet
+        read stays below the windows already read, and the next window down still
+        finds it; page 0 is read again at the end if anything moved. New tasks (a
+        growing ``total``) could move unread ones up, so they start the pass again.
+        When nothing changed, the tasks seen must add up to ``total`` exactly.
+        """
         total, page = first or await self._page(resource, key, 0)
         seen = {_item_id(item, resource): item for item in page}
-        step = len(page)
-        if total > len(seen) and step:
-            offset_mode = self._offset_mode.get(resource)
-            index = 1
-            max_pages = math.ceil(total / step) + 3
-            for _ in range(max_pages):
-                page_total, page = await self._page(resource, key, index)
-                if page_total != total:
+        size, start_total = len(page), total
+        offset_mode = self._offset_mode.get(resource)
+        if total > size and size:
+            if offset_mode is None:
+                now_total, probe = await self._page(resource, key, 1)
+                if now_total > total:
                     return None
-                if not page:
-                    break
-                if offset_mode is None:
-                    offset_mode = step > 1 and _item_id(page[0], resource) == list(seen)[1]
-                    self._offset_mode[resource] = offset_mode
-                    log.debug("listing_index_meaning", resource=resource, offset=offset_mode)
+                # index=1 as an offset repeats page 0 but its first task (less what was
+                # deleted meanwhile); as a page number it repeats none of it.
+                overlap = sum(_item_id(item, resource) in seen for item in probe)
+                if overlap == 0 and total - now_total >= size - 1:
+                    return None  # too much vanished to tell: list again
+                offset_mode = self._offset_mode[resource] = overlap > 0
+                log.debug("listing_index_meaning", resource=resource, offset=offset_mode)
+                total = now_total
+            for k in range(math.ceil(start_total / size) - 1, -1, -1):
+                if k == 0 and total == start_total:
+                    break  # nothing moved: page 0 as first read still holds
+                index = k * size if offset_mode else k
+                now_total, page = await self._page(resource, key, index)
+                if now_total > total:
+                    return None
+                total = now_total
                 for item in page:
                     seen.setdefault(_item_id(item, resource), item)
-                if len(seen) >= total:
-                    break
-                index += len(page) if offset_mode else 1
-        if len(seen) != total:
-            return None
-        return list(seen.values())
+        if total == start_total and len(seen) != total:
+            return None  # the pages do not add up to what the server says it holds
+        return list(seen.values()) if len(seen) >= total else None
 
     async def _page(self, resource: str, key: str, index: int) -> tuple[int, list[dict[str, Any]]]:
         where = f"GET /{resource}?index={index}&limit={PAGE_LIMIT}"

@@ -132,3 +132,57 @@ def test_shards_partition_ids_stably():
     assert sorted(i for shard in shards for i in shard) == sorted(ids)
     assert all(150 < len(s) < 350 for s in shards)
     assert in_shard("task-1", 0, 4) == in_shard("task-1", 0, 4)
+
+
+@pytest.mark.parametrize("index_mode", ["offset", "page"])
+async def test_listing_misses_nothing_while_others_delete(make_sim, index_mode):
+    """Tasks deleted by someone else mid-listing never make the listing skip a survivor."""
+    import asyncio
+    import random
+
+    sim = await make_sim(account(1200), index_mode=index_mode, latency_s=0.003)
+    rng = random.Random(7)
+    stop = asyncio.Event()
+
+    async def other_shard() -> None:
+        while not stop.is_set():
+            alive = sorted(sim.state.remaining_ids())
+            for task_id in rng.sample(alive, min(3, len(alive))):
+                sim.state.remove_task(task_id)
+            await asyncio.sleep(0.002)
+
+    deleter = asyncio.create_task(other_shard())
+    client, source = await _source(sim)
+    try:
+        tasks = await source.list_tasks()
+    finally:
+        stop.set()
+        await deleter
+        await client.__aexit__()
+    listed = {t.task_id for t in tasks}
+    assert sim.state.remaining_ids() <= listed
+    assert len(sim.state.remaining_ids()) < 1200  # the other shard did delete meanwhile
+
+
+async def test_listing_restarts_when_tasks_appear(make_sim):
+    """Tasks created mid-listing make the pass start again, and the result is complete."""
+    import asyncio
+
+    sim = await make_sim(account(300), latency_s=0.003)
+    created = 0
+
+    async def trainer() -> None:
+        nonlocal created
+        while created < 3:
+            await asyncio.sleep(0.004)
+            sim.state.add_task(f"new-{created}", "exp", "completed")
+            created += 1
+
+    background = asyncio.create_task(trainer())
+    client, source = await _source(sim)
+    try:
+        tasks = await source.list_tasks()
+    finally:
+        await background
+        await client.__aexit__()
+    assert {t.task_id for t in tasks} == set(sim.state.tasks)

@@ -8,7 +8,12 @@
 
 from cleanup.simulator.config import SimConfig
 from cleanup.simulator.seed import SeedError, generate_account, load_seed
-from cleanup.simulator.server import Simulator, serve_forever, start_simulator
+from cleanup.simulator.server import (
+    Simulator,
+    running_in_thread,
+    serve_forever,
+    start_simulator,
+)
 from cleanup.simulator.state import SimRun, SimState, SimTask
 
 __all__ = [
@@ -20,6 +25,7 @@ __all__ = [
     "Simulator",
     "generate_account",
     "load_seed",
+    "running_in_thread",
     "serve_forever",
     "start_simulator",
 ]

@@ -16,7 +16,7 @@ from ..policy import load_policy
 from ..settings import Settings
 from .config import SimConfig
 from .seed import generate_account, load_seed
-from .server import Simulator, serve_forever
+from .server import Simulator, running_in_thread, serve_forever
 
 
 def add_simulator_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -121,25 +121,8 @@ def _demo(args: argparse.Namespace) -> int:
         flush=True,
     )
 
-    async def start() -> Simulator:
-        sim = Simulator(config, state)
-        await sim.start("127.0.0.1", 0)
-        return sim
-
-    loop = asyncio.new_event_loop()
-    sim = loop.run_until_complete(start())
-    try:
-        import threading
-
-        thread = threading.Thread(target=loop.run_forever, daemon=True)
-        thread.start()
+    with running_in_thread(config, state) as sim:
         settings = Settings(apply=not args.dry_run, endpoint=sim.url, audit_log=audit_log)
-        credentials = Credentials(config.access_key, config.secret_key)
-        code = execute(policy, settings, credentials)
-    finally:
-        asyncio.run_coroutine_threadsafe(sim.close(), loop).result(timeout=10)
-        loop.call_soon_threadsafe(loop.stop)
-        thread.join(timeout=5)
-        loop.close()
+        code = execute(policy, settings, Credentials(config.access_key, config.secret_key))
     print(f"verify the audit log with: nclue-cleanup audit verify {audit_log}", file=sys.stderr)
     return code

@@ -7,7 +7,9 @@ sim:``, point the client at ``sim.url``, then read the counters in ``sim.state``
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+import contextlib
+import threading
+from collections.abc import Callable, Iterator
 from types import TracebackType
 
 from aiohttp import web
@@ -126,3 +128,25 @@ async def serve_forever(
         await (stop if stop is not None else asyncio.Event()).wait()
     finally:
         await simulator.close()
+
+
+@contextlib.contextmanager
+def running_in_thread(
+    config: SimConfig | None = None, state: SimState | None = None
+) -> Iterator[Simulator]:
+    """Serve a simulator from a background thread's event loop, for synchronous callers.
+
+    ``demo`` uses it so the real pipeline runs in the main thread (where signal
+    handlers work); tests of the synchronous Python API use it the same way.
+    """
+    loop = asyncio.new_event_loop()
+    simulator = loop.run_until_complete(start_simulator(config, state))
+    thread = threading.Thread(target=loop.run_forever, name="nclue-simulator", daemon=True)
+    thread.start()
+    try:
+        yield simulator
+    finally:
+        asyncio.run_coroutine_threadsafe(simulator.close(), loop).result(timeout=10)
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(timeout=10)
+        loop.close()
