@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -11,6 +12,14 @@ DELETABLE_STATUSES = frozenset({"registered", "completed", "failed"})
 BUSY_STATUSES = frozenset({"pending", "in_progress"})
 # A dependent run in one of these holds its task (the newest API revision adds registered).
 HOLDING_RUN_STATUSES = frozenset({"registered", "pending", "in_progress"})
+
+
+_TASK_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+
+
+def valid_task_id(text: str) -> bool:
+    """Whether ``text`` can be a task ID: safe to put in a URL path as it is."""
+    return bool(_TASK_ID.match(text))
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,6 +41,8 @@ class Task:
         task_id = data.get("task_id")
         if not isinstance(task_id, str) or not task_id:
             raise ValueError("task without a string task_id")
+        if not valid_task_id(task_id):
+            raise ValueError(f"task_id {task_id[:60]!r} is not a plain ID (unsafe in a URL path)")
         name = data.get("task_name")
         status = data.get("status")
         return cls(

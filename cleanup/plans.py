@@ -10,7 +10,8 @@ from datetime import datetime
 from pathlib import Path
 
 from .errors import PlanError
-from .policy import Policy, valid_task_id
+from .model import valid_task_id
+from .policy import Policy
 
 PLAN_VERSION = 1
 

@@ -18,7 +18,7 @@ from typing import Any, TypeVar
 import yaml
 
 from .errors import PolicyError
-from .model import BUSY_STATUSES, DELETABLE_STATUSES
+from .model import BUSY_STATUSES, DELETABLE_STATUSES, valid_task_id
 
 T = TypeVar("T")
 
@@ -366,14 +366,6 @@ class _Reader:
         if isinstance(value, bool) or not isinstance(value, int) or value < 0:
             raise ValueError("a whole number of at least 0")
         return value
-
-
-_TASK_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
-
-
-def valid_task_id(text: str) -> bool:
-    """Return whether ``text`` can be a task ID (and is safe to put in a URL path)."""
-    return bool(_TASK_ID.match(text))
 
 
 def _kind(value: object) -> str:

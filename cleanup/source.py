@@ -34,8 +34,7 @@ from .errors import (
     QuotaExceededError,
     UsageError,
 )
-from .model import Task
-from .policy import valid_task_id
+from .model import Task, valid_task_id
 
 log = structlog.get_logger(__name__)
 
