@@ -1,9 +1,10 @@
 """Where candidates come from: the complete listing, explicit IDs, stdin.
 
 The listing never skips. ``index`` means a page number on some servers and an item
-offset on others (the API page has said both), so the lister asks for page 0 and
-index 1 and compares: if index 1 repeats most of page 0, ``index`` is an offset.
-Pages are then read from the last to the first, which stays complete while other
+offset on others (the API page has said both). After page 0 the lister asks for
+the last window as an offset: a page-number server answers that with nothing, an
+offset server with the last window, at no extra cost. Pages are then read from the
+last to the first, which stays complete while other
 shards delete tasks (see ``Source._list_once``). Tasks are de-duplicated by
 ``task_id`` and counted against ``total``; a listing that cannot be completed raises
 ``ListingIncompleteError`` and nothing is deleted.
@@ -153,21 +154,24 @@ class Source:
         total, page = first or await self._page(resource, key, 0)
         seen = {_item_id(item, resource): item for item in page}
         size, start_total = len(page), total
-        offset_mode = self._offset_mode.get(resource)
         if total > size and size:
+            last = math.ceil(total / size) - 1
+            offset_mode = self._offset_mode.get(resource)
             if offset_mode is None:
-                now_total, probe = await self._page(resource, key, 1)
-                if now_total > total:
-                    return None
-                # index=1 as an offset repeats page 0 but its first task (less what was
-                # deleted meanwhile); as a page number it repeats none of it.
-                overlap = sum(_item_id(item, resource) in seen for item in probe)
-                if overlap == 0 and total - now_total >= size - 1:
-                    return None  # too much vanished to tell: list again
-                offset_mode = self._offset_mode[resource] = overlap > 0
+                # Ask for the last window as an offset. As a page number that index lies
+                # far past the end, so an empty answer while `total` says otherwise means
+                # pages; for offset servers (the API's current meaning) it costs nothing.
+                now_total, page = await self._page(resource, key, last * size)
+                if now_total > total or (not page and now_total <= last * size):
+                    return None  # new tasks, or too much vanished to tell: list again
+                offset_mode = self._offset_mode[resource] = bool(page)
                 log.debug("listing_index_meaning", resource=resource, offset=offset_mode)
                 total = now_total
-            for k in range(math.ceil(start_total / size) - 1, -1, -1):
+                for item in page:
+                    seen.setdefault(_item_id(item, resource), item)
+                if offset_mode:
+                    last -= 1
+            for k in range(last, -1, -1):
                 if k == 0 and total == start_total:
                     break  # nothing moved: page 0 as first read still holds
                 index = k * size if offset_mode else k
