@@ -221,7 +221,9 @@ async def test_audit_verify_command(tmp_path, make_sim):
     assert code == 1 and "line 3" in out
 
 
-async def _start_big_run(sim, tmp_path: Path, audit: Path, n: int) -> asyncio.subprocess.Process:
+async def _start_big_run(
+    sim, tmp_path: Path, audit: Path, n: int, grace: str = "5"
+) -> asyncio.subprocess.Process:
     doc = policy({"all": True}, limits={"rate": 400, "concurrency": 8})
     path = write_policy(tmp_path, doc)
     base = {k: v for k, v in os.environ.items() if not k.startswith(("NCLOUD_", "NCLUE_"))}
@@ -236,7 +238,7 @@ async def _start_big_run(sim, tmp_path: Path, audit: Path, n: int) -> asyncio.su
         "--audit-log",
         str(audit),
         "--shutdown-grace",
-        "5",
+        grace,
         env={**base, **creds_env(sim)},
         stdout=asyncio.subprocess.DEVNULL,
         stderr=asyncio.subprocess.PIPE,
@@ -318,3 +320,45 @@ def test_example_policies_validate():
 
     for path in sorted(Path(__file__).parent.parent.joinpath("config").glob("*.yaml")):
         load_policy(path, ids_elsewhere=True)
+
+
+async def test_sigint_exits_130_after_a_clean_shutdown(make_sim, tmp_path):
+    """SIGINT (Ctrl-C) stops the run cleanly with exit 130 and a run_finished line."""
+    sim = await make_sim(account(2000))
+    audit = tmp_path / "audit.jsonl"
+    proc = await _start_big_run(sim, tmp_path, audit, 2000)
+    await _wait_for_deletes(sim, 50)
+    proc.send_signal(signal.SIGINT)
+    await asyncio.wait_for(proc.communicate(), timeout=30)
+    assert proc.returncode == 130
+    records = read_audit(audit)
+    assert records[-1]["event"] == "run_finished" and records[-1]["stopped_by"] == "SIGINT"
+    assert {r["task_id"] for r in records if r["event"] == "deleted"} == set(sim.state.deleted)
+
+
+async def test_second_signal_exits_at_once(make_sim, tmp_path):
+    """A second SIGTERM does not wait for the grace period of hung calls."""
+    sim = await make_sim(account(2000))
+    audit = tmp_path / "audit.jsonl"
+    proc = await _start_big_run(sim, tmp_path, audit, 2000, grace="120")
+    await _wait_for_deletes(sim, 50)
+    sim.config.hang, sim.config.hang_s = 1.0, 120.0  # every call from now on hangs
+    await asyncio.sleep(0.2)
+    proc.send_signal(signal.SIGTERM)
+    await asyncio.sleep(0.2)
+    proc.send_signal(signal.SIGTERM)
+    # Grace and hung calls both last 120 s: only the second signal can end it in time.
+    await asyncio.wait_for(proc.communicate(), timeout=30)
+    assert proc.returncode == 143
+
+
+async def test_audit_log_to_stdout_keeps_stdout_pure_json(make_sim, tmp_path):
+    """With --audit-log -, stdout is only audit JSON lines; the summary goes to stderr."""
+    sim = await make_sim(account(3))
+    path = write_policy(tmp_path, policy({"all": True}))
+    code, out, err = await cli("run", "--policy", path, "--audit-log", "-", env=creds_env(sim))
+    assert code == 0
+    events = [json.loads(line)["event"] for line in out.splitlines()]
+    assert events[0] == "run_started" and events[-1] == "run_finished"
+    assert events.count("would_delete") == 3
+    assert "would delete 3" in err
