@@ -14,12 +14,12 @@ BUSY_STATUSES = frozenset({"pending", "in_progress"})
 HOLDING_RUN_STATUSES = frozenset({"registered", "pending", "in_progress"})
 
 
-_TASK_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+_TASK_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
 
 
 def valid_task_id(text: str) -> bool:
     """Whether ``text`` can be a task ID: safe to put in a URL path as it is."""
-    return bool(_TASK_ID.match(text))
+    return bool(_TASK_ID.fullmatch(text))
 
 
 @dataclass(frozen=True, slots=True)

@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from dataclasses import dataclass, field, replace
+from datetime import date, datetime, timezone
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -23,6 +24,7 @@ from .model import BUSY_STATUSES, DELETABLE_STATUSES, valid_task_id
 T = TypeVar("T")
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w)\s*$")
+MAX_DURATION_S = 100 * 365 * 86400.0
 _UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, "w": 604800.0}
 
 
@@ -82,14 +84,42 @@ class Policy:
 
 def parse_duration(value: object) -> float:
     """Return seconds for ``30d``, ``90s``, ``1.5h`` or a plain number of seconds."""
-    if isinstance(value, bool):
-        raise ValueError("a duration such as 90s, 30m, 12h, 30d or 2w")
-    if isinstance(value, (int, float)) and value >= 0:
-        return float(value)
-    match = _DURATION.match(value) if isinstance(value, str) else None
-    if not match:
-        raise ValueError("a duration such as 90s, 30m, 12h, 30d or 2w")
-    return float(match.group(1)) * _UNIT_SECONDS[match.group(2)]
+    expected = "a duration such as 90s, 30m, 12h, 30d or 2w"
+    seconds: float | None = None
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        seconds = _finite(value)
+    elif isinstance(value, str) and (match := _DURATION.match(value)):
+        number = _finite(match.group(1))
+        seconds = None if number is None else number * _UNIT_SECONDS[match.group(2)]
+    if seconds is None or seconds < 0:
+        raise ValueError(expected)
+    if seconds > MAX_DURATION_S:
+        raise ValueError(f"{expected}, at most 100 years")
+    return seconds
+
+
+def _finite(value: object) -> float | None:
+    try:
+        number = float(value)  # type: ignore[arg-type]
+    except (OverflowError, ValueError):
+        return None
+    return number if math.isfinite(number) else None
+
+
+class _StrictLoader(yaml.SafeLoader):
+    """``yaml.SafeLoader`` that refuses a key given twice (the last would silently win,
+    and a second ``protect:`` block would drop the first one's rules)."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: set[object] = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if isinstance(key, str) and key in seen:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"the key {key!r} is given twice", key_node.start_mark
+                )
+            seen.add(key)
+        return super().construct_mapping(node, deep=deep)
 
 
 def load_policy(path: str | Path, *, ids_elsewhere: bool = False) -> Policy:
@@ -104,12 +134,14 @@ def load_policy(path: str | Path, *, ids_elsewhere: bool = False) -> Policy:
     except OSError as exc:
         raise PolicyError(f"{source}: cannot read the policy file ({exc.strerror})") from exc
     try:
-        data = yaml.safe_load(raw)
+        data = yaml.load(raw, Loader=_StrictLoader)  # a SafeLoader subclass
     except yaml.YAMLError as exc:
         where = getattr(exc, "problem_mark", None)
         at = f" at line {where.line + 1}, column {where.column + 1}" if where else ""
         problem = getattr(exc, "problem", None) or "invalid YAML"
         raise PolicyError(f"{source}: malformed YAML{at}: {problem}") from exc
+    except RecursionError:
+        raise PolicyError(f"{source}: malformed YAML: nested too deeply") from None
     return policy_from_mapping(
         data,
         source=source,
@@ -135,12 +167,9 @@ def policy_from_mapping(
     )
     if "version" not in root:
         raise reader.error("version", "the key version: 1")
-    if root["version"] != 1 or isinstance(root["version"], bool):
+    if type(root["version"]) is not int or root["version"] != 1:
         raise reader.error("version", f"1, got {root['version']!r}")
-    if sha256 is None:
-        canonical = json.dumps(data, sort_keys=True, default=str).encode()
-        sha256 = hashlib.sha256(canonical).hexdigest()
-    return Policy(
+    policy = Policy(
         selection=_selection(reader, root.get("select"), base_dir, ids_elsewhere),
         filters=_filters(reader, root.get("filters")),
         protect=_protect(reader, root.get("protect")),
@@ -148,8 +177,11 @@ def policy_from_mapping(
         retry=_retry(reader, root.get("retry")),
         endpoint=reader.opt(root, "", "endpoint", reader.url),
         source=source,
-        sha256=sha256,
     )
+    if sha256 is None:  # only now: validation has refused keys json could not sort
+        canonical = json.dumps(data, sort_keys=True, default=str).encode()
+        sha256 = hashlib.sha256(canonical).hexdigest()
+    return replace(policy, sha256=sha256)
 
 
 def _selection(r: _Reader, data: object, base_dir: Path | None, ids_elsewhere: bool) -> Selection:
@@ -329,6 +361,8 @@ class _Reader:
             return re.compile(text)
         except re.error as exc:
             raise ValueError(f"a valid regular expression ({exc})") from None
+        except (OverflowError, RecursionError):
+            raise ValueError("a regular expression Python can compile") from None
 
     @staticmethod
     def duration(value: object) -> float:
@@ -338,6 +372,8 @@ class _Reader:
     def timestamp(value: object) -> datetime:
         if isinstance(value, datetime):
             parsed = value
+        elif isinstance(value, date):  # an unquoted YAML date: midnight UTC
+            parsed = datetime(value.year, value.month, value.day, tzinfo=timezone.utc)
         elif isinstance(value, str):
             try:
                 parsed = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
@@ -349,11 +385,12 @@ class _Reader:
 
     @staticmethod
     def positive_number(value: object) -> float:
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise ValueError("a number above zero")
-        if value != value or value == float("inf"):
+        number = _finite(value)
+        if number is None or not number > 0:
             raise ValueError("a finite number above zero")
-        return float(value)
+        return number
 
     @staticmethod
     def positive_int(value: object) -> int:
