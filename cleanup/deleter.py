@@ -199,14 +199,7 @@ class Deleter:
             self._stop_for(exc)
             self._finish_stopped(task, may_have_happened, str(exc))
         except ApiError as exc:
-            self._audit.finish(
-                Outcome.FAILED,
-                task,
-                error=str(exc),
-                http_status=exc.status,
-                server_message=exc.detail,
-                attempts=sent,
-            )
+            self._finish_failed(task, exc, attempts=sent)
         except asyncio.CancelledError:
             self._finish_stopped(task, sent > 0, "interrupted while the DELETE was in flight")
             raise
@@ -216,6 +209,16 @@ class Deleter:
         else:
             self._audit.finish(Outcome.DELETED, task, attempts=sent)
         return None
+
+    def _finish_failed(self, task: Task, error: ApiError, **fields: object) -> None:
+        self._audit.finish(
+            Outcome.FAILED,
+            task,
+            error=str(error),
+            http_status=error.status,
+            server_message=error.detail,
+            **fields,
+        )
 
     def _stop_for(self, error: AuthError | QuotaExceededError) -> None:
         if self.fatal is None:
@@ -301,14 +304,8 @@ class Deleter:
                 reason = "refused, but neither busy nor held now; trying again"
                 result[task.task_id] = self._defer(current, reason, attempts, unexplained=True)
             else:
-                self._audit.finish(
-                    Outcome.FAILED,
-                    current,
-                    error=str(error),
-                    http_status=error.status,
-                    server_message=error.detail,
-                    evidence=f"task is {current.status} and no unfinished run holds it",
-                )
+                evidence = f"task is {current.status} and no unfinished run holds it"
+                self._finish_failed(current, error, evidence=evidence)
         return result
 
     async def _runs_this_pass(self) -> dict[str, Run] | None:

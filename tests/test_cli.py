@@ -253,21 +253,27 @@ async def _wait_for_deletes(sim, at_least: int) -> None:
     raise AssertionError("the run did not start deleting")
 
 
+async def _interrupt(sim, tmp_path: Path, audit: Path, sig: signal.Signals, n: int) -> list:
+    """Start a big run, send ``sig`` once deleting is under way, return its audit records."""
+    proc = await _start_big_run(sim, tmp_path, audit, n)
+    await _wait_for_deletes(sim, 50)
+    proc.send_signal(sig)
+    _, err = await asyncio.wait_for(proc.communicate(), timeout=30)
+    assert proc.returncode == {signal.SIGTERM: 143, signal.SIGINT: 130}[sig], err[-2000:]
+    records = read_audit(audit)
+    assert records[-1]["event"] == "run_finished" and records[-1]["stopped_by"] == sig.name
+    assert {r["task_id"] for r in records if r["event"] == "deleted"} == set(sim.state.deleted)
+    assert all(len(v) == 1 for v in terminal_by_task(records).values())
+    return records
+
+
 async def test_sigterm_stops_cleanly_and_a_rerun_finishes(make_sim, tmp_path):
     """SIGTERM: exit 143, the audit log matches the server exactly, a rerun finishes the job."""
     sim = await make_sim(account(3000))
     audit = tmp_path / "audit.jsonl"
-    proc = await _start_big_run(sim, tmp_path, audit, 3000)
-    await _wait_for_deletes(sim, 100)
-    proc.send_signal(signal.SIGTERM)
-    _, err = await asyncio.wait_for(proc.communicate(), timeout=30)
-    assert proc.returncode == 143, err.decode()[-2000:]
-    records = read_audit(audit)
-    assert records[-1]["event"] == "run_finished" and records[-1]["exit_code"] == 143
-    deleted = {r["task_id"] for r in records if r["event"] == "deleted"}
-    assert deleted == set(sim.state.deleted)
-    assert all(len(v) == 1 for v in terminal_by_task(records).values())
-    assert 0 < len(deleted) < 3000
+    records = await _interrupt(sim, tmp_path, audit, signal.SIGTERM, 3000)
+    assert records[-1]["exit_code"] == 143
+    assert 0 < len(sim.state.deleted) < 3000
     code, _, _ = await cli(
         "run",
         "--policy",
@@ -325,15 +331,7 @@ def test_example_policies_validate():
 async def test_sigint_exits_130_after_a_clean_shutdown(make_sim, tmp_path):
     """SIGINT (Ctrl-C) stops the run cleanly with exit 130 and a run_finished line."""
     sim = await make_sim(account(2000))
-    audit = tmp_path / "audit.jsonl"
-    proc = await _start_big_run(sim, tmp_path, audit, 2000)
-    await _wait_for_deletes(sim, 50)
-    proc.send_signal(signal.SIGINT)
-    await asyncio.wait_for(proc.communicate(), timeout=30)
-    assert proc.returncode == 130
-    records = read_audit(audit)
-    assert records[-1]["event"] == "run_finished" and records[-1]["stopped_by"] == "SIGINT"
-    assert {r["task_id"] for r in records if r["event"] == "deleted"} == set(sim.state.deleted)
+    await _interrupt(sim, tmp_path, tmp_path / "audit.jsonl", signal.SIGINT, 2000)
 
 
 async def test_second_signal_exits_at_once(make_sim, tmp_path):
