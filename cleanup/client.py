@@ -32,6 +32,7 @@ from .errors import (
     QuotaExceededError,
     RefusedError,
     ThrottledError,
+    ThrottleStormError,
     TransientApiError,
 )
 from .limiter import RateLimiter
@@ -109,17 +110,12 @@ class NclueClient:
     async def list_page(self, resource: str, index: int, limit: int) -> dict[str, Any]:
         """One page of ``/tasks`` or ``/task-runs``; the body must be a JSON object."""
         route = "list_tasks" if resource == "tasks" else "list_runs"
-        body = await self.call("GET", route, f"/{resource}", f"index={index}&limit={limit}")
-        if not isinstance(body, dict):
-            raise TransientApiError(f"GET /{resource}: the response is not a JSON object")
-        return body
+        query = f"index={index}&limit={limit}"
+        return await self.call_for_object("GET", route, f"/{resource}", query)
 
     async def get_task(self, task_id: str) -> dict[str, Any]:
         """One task; ``NotFoundError`` when the server does not know it."""
-        body = await self.call("GET", "get_task", f"/tasks/{task_id}")
-        if not isinstance(body, dict):
-            raise TransientApiError("GET /tasks/{id}: the response is not a JSON object")
-        return body
+        return await self.call_for_object("GET", "get_task", f"/tasks/{task_id}")
 
     async def delete_task(
         self, task_id: str, *, on_attempt: OnAttempt | None = None, on_retry: OnRetry | None = None
@@ -128,6 +124,14 @@ class NclueClient:
         await self.call(
             "DELETE", "delete_task", f"/tasks/{task_id}", on_attempt=on_attempt, on_retry=on_retry
         )
+
+    async def call_for_object(
+        self, method: str, route: str, path: str, query: str = ""
+    ) -> dict[str, Any]:
+        """A call whose 2xx body must be a JSON object; a cut or odd body is retried."""
+        body = await self.call(method, route, path, query, expect_object=True)
+        assert isinstance(body, dict)
+        return body
 
     async def call(
         self,
@@ -138,14 +142,25 @@ class NclueClient:
         *,
         on_attempt: OnAttempt | None = None,
         on_retry: OnRetry | None = None,
+        expect_object: bool = False,
     ) -> object:
-        """Send one request, retrying transient errors up to ``max_attempts``."""
+        """Send one request, retrying transient errors up to ``max_attempts``.
+
+        ``expect_object``: a 2xx body that is not a JSON object (a proxy cut it short,
+        say) counts as a transient error. A DELETE does not ask for it: its 2xx status
+        is the evidence that the task was deleted, whatever the body says.
+        """
         attempt = 0
         skew_retry_left = True
         while True:
             attempt += 1
             try:
-                return await self._exchange(method, route, path, query, on_attempt, attempt)
+                body = await self._exchange(method, route, path, query, on_attempt, attempt)
+                if expect_object and not isinstance(body, dict):
+                    raise TransientApiError(
+                        f"{method} {self._base_path}{path}: the response is not a JSON object"
+                    )
+                return body
             except AuthError as exc:
                 if not (skew_retry_left and self._correct_clock(exc)):
                     raise
@@ -155,6 +170,14 @@ class NclueClient:
             except TransientApiError as exc:
                 if isinstance(exc, ThrottledError):
                     delay = self._limiter.throttled(exc.retry_after)
+                    if self._limiter.storm:
+                        raise ThrottleStormError(
+                            f"{exc}; {self._limiter.throttled_in_a_row} requests in a row were "
+                            "throttled: stopping instead of retrying for hours",
+                            status=429,
+                            code=exc.code,
+                            detail=exc.detail,
+                        ) from exc
                 else:
                     ceiling = min(self._backoff_max_s, self._backoff_base_s * 2 ** (attempt - 1))
                     delay = self._rng.uniform(0, ceiling)  # full jitter

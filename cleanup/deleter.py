@@ -41,6 +41,10 @@ log = structlog.get_logger(__name__)
 T = TypeVar("T")
 
 
+class _NotStarted(Exception):
+    """A stop came while this DELETE waited for its slot: it is not sent."""
+
+
 class Stopping:
     """A request to stop: no new work starts; in-flight work gets ``grace_s``."""
 
@@ -170,6 +174,10 @@ class Deleter:
 
         def on_attempt(attempt: int) -> None:
             nonlocal sent
+            # A stop request lets calls in flight (and their retries) finish, but starts
+            # nothing new; a fatal error (auth, quota, a 429 storm) stops retries too.
+            if self.fatal is not None or (attempt == 1 and self._stopping.requested):
+                raise _NotStarted
             sent += 1
             self._audit.task_event("deleting", task, attempt=attempt)
 
@@ -195,6 +203,8 @@ class Deleter:
                 self._audit.finish(Outcome.ALREADY_ABSENT, task, evidence="404 on DELETE")
         except RefusedError as exc:
             return exc
+        except _NotStarted:
+            self._finish_stopped(task, may_have_happened, "stopped before this attempt")
         except (AuthError, QuotaExceededError) as exc:
             self._stop_for(exc)
             self._finish_stopped(task, may_have_happened, str(exc))

@@ -11,6 +11,7 @@
         ├── TransientApiError ..... 5xx, timeouts, dropped connections: retried
         │   └── ThrottledError .... 429 (410 / 420): everyone slows down, retried
         ├── QuotaExceededError .... 429 (400): stop the run cleanly, exit 1
+        │   └── ThrottleStormError  429 after 429 with no success: stop the same way
         ├── AuthError ............. 401 / 403: stop the run at once, exit 3
         ├── NotFoundError ......... 404: for DELETE, the task is already gone
         └── RefusedError .......... any other 4xx: permanent for that request
@@ -101,6 +102,14 @@ class ThrottledError(TransientApiError):
 
 class QuotaExceededError(ApiError):
     """429 Quota Exceeded: retrying cannot help."""
+
+
+class ThrottleStormError(QuotaExceededError):
+    """Many 429s in a row and no success between them: stop like a spent quota.
+
+    At 1 request/s, retrying every task through a long storm would take hours while
+    telling nobody; stopping says so at once, and the next run picks up the work.
+    """
 
 
 class AuthError(ApiError):

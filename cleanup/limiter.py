@@ -39,6 +39,7 @@ class RateLimiter:
         backoff_max_s: float = 60.0,
         rng: random.Random | None = None,
         clock: Callable[[], float] = time.monotonic,
+        storm_after: int = 30,
     ) -> None:
         self.rate = rate
         self._burst = max(1, round(rate * _WINDOW_S))
@@ -53,12 +54,18 @@ class RateLimiter:
         self._semaphore = asyncio.Semaphore(concurrency)
         self._factor = 1.0
         self._resume_at = 0.0
-        self._throttled_in_a_row = 0
+        self.throttled_in_a_row = 0
+        self._storm_after = storm_after
         self._backoff_base_s = backoff_base_s
         self._backoff_max_s = backoff_max_s
         self._rng = rng or random.Random()
         self._clock = clock
         self.sent = 0
+
+    @property
+    def storm(self) -> bool:
+        """So many 429s in a row, with no success between, that retrying is pointless."""
+        return self.throttled_in_a_row >= self._storm_after
 
     @property
     def effective_rate(self) -> float:
@@ -81,11 +88,11 @@ class RateLimiter:
 
     def throttled(self, retry_after: float | None) -> float:
         """Record a 429: everyone pauses, and the rate drops. Returns the pause in seconds."""
-        self._throttled_in_a_row += 1
+        self.throttled_in_a_row += 1
         if retry_after is not None:
             pause = min(retry_after, self._backoff_max_s)
         else:
-            ceiling = self._backoff_base_s * 2 ** min(self._throttled_in_a_row - 1, 16)
+            ceiling = self._backoff_base_s * 2 ** min(self.throttled_in_a_row - 1, 16)
             pause = self._rng.uniform(0.5, 1.0) * min(self._backoff_max_s, ceiling)
         self._resume_at = max(self._resume_at, self._clock() + pause)
         old = self._factor
@@ -101,7 +108,7 @@ class RateLimiter:
 
     def succeeded(self) -> None:
         """Record a success: the effective rate creeps back towards the configured one."""
-        self._throttled_in_a_row = 0
+        self.throttled_in_a_row = 0
         if self._factor < 1.0:
             self._set_factor(self._factor * _RECOVERY)
 

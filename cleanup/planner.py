@@ -18,26 +18,30 @@ from .policy import Policy
 
 
 def newest_per_name(tasks: Iterable[Task], keep: int | None) -> frozenset[str]:
-    """Return the IDs of the newest ``keep`` tasks of each ``task_name`` group.
+    """Return the IDs ``keep_latest`` protects: the newest ``keep`` of each ``task_name``.
 
-    A task without ``created_at`` counts as newest: when in doubt, keep it.
+    When in doubt, keep: a task whose ``created_at`` is unknown is kept, and does not
+    take one of the ``keep`` places of the dated tasks (it may be older or newer than
+    them). Tasks without a readable name are skipped by ``judge`` before this matters.
     """
     if not keep:
         return frozenset()
     groups: dict[str | None, list[Task]] = defaultdict(list)
-    for task in tasks:
-        groups[task.task_name].append(task)
     kept: set[str] = set()
+    for task in tasks:
+        if task.created_at is None:
+            kept.add(task.task_id)
+        else:
+            groups[task.task_name].append(task)
     for members in groups.values():
         members.sort(key=_newest_first)
         kept.update(t.task_id for t in members[:keep])
     return frozenset(kept)
 
 
-def _newest_first(task: Task) -> tuple[int, float, str]:
-    if task.created_at is None:
-        return (0, 0.0, task.task_id)
-    return (1, -task.created_at.timestamp(), task.task_id)
+def _newest_first(task: Task) -> tuple[float, str]:
+    assert task.created_at is not None
+    return (-task.created_at.timestamp(), task.task_id)
 
 
 def judge(task: Task, policy: Policy, now: datetime, kept: frozenset[str]) -> Decision:
@@ -46,6 +50,10 @@ def judge(task: Task, policy: Policy, now: datetime, kept: frozenset[str]) -> De
     if task.task_id in protect.ids:
         return Decision(task, Action.SKIP, "protect", "protect.ids")
     name = task.task_name
+    if name is None and (protect.name_globs or filters.keep_latest):
+        # Without a readable name neither protect.name_globs nor keep_latest can be
+        # checked, and both exist to keep tasks: keep it.
+        return Decision(task, Action.SKIP, "unknown_name", "task_name missing or unreadable")
     for pattern in protect.name_globs:
         if name is not None and fnmatchcase(name, pattern):
             return Decision(task, Action.SKIP, "protect", f"protect.name_globs {pattern!r}")

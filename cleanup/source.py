@@ -183,7 +183,27 @@ class Source:
                     seen.setdefault(_item_id(item, resource), item)
         if total == start_total and len(seen) != total:
             return None  # the pages do not add up to what the server says it holds
+        # A page 0 shorter than asked for and holding all of `total` ended the list.
+        paged = size == PAGE_LIMIT or start_total > size
+        on_boundary = paged and size and start_total % size == 0
+        if on_boundary and not await self._ends_here(resource, key, seen, start_total, size):
+            return None  # more tasks than `total` admits: a server that lies
         return list(seen.values()) if len(seen) >= total else None
+
+    async def _ends_here(
+        self, resource: str, key: str, seen: dict[str, Any], total: int, size: int
+    ) -> bool:
+        """When ``total`` ends on a page boundary, check that nothing lies beyond it.
+
+        A ``total`` short by whole pages would otherwise go unnoticed. The window after
+        the last one must hold no task not already seen. With a single page and the
+        index meaning still unknown, index 1 shows it either way: as an offset it
+        repeats page 0 plus what follows, as a page number it is what follows.
+        """
+        offset_mode = self._offset_mode.get(resource)
+        index = 1 if offset_mode is None else total if offset_mode else total // size
+        _, page = await self._page(resource, key, index)
+        return all(_item_id(item, resource) in seen for item in page)
 
     async def _page(self, resource: str, key: str, index: int) -> tuple[int, list[dict[str, Any]]]:
         where = f"GET /{resource}?index={index}&limit={PAGE_LIMIT}"

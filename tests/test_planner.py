@@ -489,13 +489,13 @@ def test_keep_latest_slots_taken_by_protected_busy_and_filtered_tasks():
     }
 
 
-def test_keep_latest_task_without_created_at_counts_as_newest():
-    """A task without created_at is ranked newest: when in doubt, it is kept."""
+def test_keep_latest_task_without_created_at_is_kept_without_taking_a_place():
+    """An undated task is kept, and the newest dated task still keeps its place."""
     account = [task("undated", "a", created=None), *family("a", [1, 2])]
     got = actions(plan(account, pol(filters={"keep_latest": 1}), NOW))
     assert got == {
         "undated": (SKIP, "keep_latest"),
-        "a-1": (DELETE, "selected"),
+        "a-1": (SKIP, "keep_latest"),
         "a-2": (DELETE, "selected"),
     }
 
@@ -512,8 +512,8 @@ def test_keep_latest_ties_broken_by_task_id():
     assert got == {"a": (SKIP, "keep_latest"), "b": (DELETE, "selected"), "c": (DELETE, "selected")}
 
 
-def test_keep_latest_groups_nameless_tasks_together():
-    """Tasks without a task_name form one group of their own for keep_latest."""
+def test_keep_latest_keeps_nameless_tasks():
+    """Tasks without a task_name cannot be ranked within a name: keep_latest keeps them."""
     account = [
         *family("a", [1]),
         task("n1", None, created=NOW - timedelta(days=1)),
@@ -522,8 +522,8 @@ def test_keep_latest_groups_nameless_tasks_together():
     got = actions(plan(account, pol(filters={"keep_latest": 1}), NOW))
     assert got == {
         "a-1": (SKIP, "keep_latest"),
-        "n1": (SKIP, "keep_latest"),
-        "n2": (DELETE, "selected"),
+        "n1": (SKIP, "unknown_name"),
+        "n2": (SKIP, "unknown_name"),
     }
 
 

@@ -38,6 +38,7 @@ KNOWN_REASONS = {
     "keep_latest",
     "status",
     "unknown_status",
+    "unknown_name",
     "busy",
     "selected",
 }
@@ -67,19 +68,28 @@ def passes_filters(task: Task, policy: Policy, now: datetime) -> bool:
 
 
 def newness(task: Task) -> float:
-    """Rank for keep_latest: a task without created_at counts as newest."""
+    """Rank for keep_latest among dated tasks (undated ones are kept and take no place)."""
     return float("inf") if task.created_at is None else task.created_at.timestamp()
 
 
 def newer_or_equal(task: Task, account: list[Task]) -> list[Task]:
-    """The other tasks of the same name at least as new as ``task`` (ties count)."""
+    """The other dated tasks of the same name at least as new as ``task`` (ties count)."""
     return [
         u
         for u in account
         if u.task_id != task.task_id
+        and u.created_at is not None
         and u.task_name == task.task_name
         and newness(u) >= newness(task)
     ]
+
+
+def keep_in_doubt(task: Task, policy: Policy) -> bool:
+    """keep_latest or protect.name_globs cannot be checked: no name, or (keep_latest) no date."""
+    keep, globs = policy.filters.keep_latest, policy.protect.name_globs
+    return (task.task_name is None and bool(keep or globs)) or (
+        bool(keep) and task.created_at is None
+    )
 
 
 def strictly_newer(task: Task, account: list[Task]) -> list[Task]:
@@ -171,6 +181,7 @@ def test_planner_safety_rules(case: tuple[list[Task], list[Task], Policy, dateti
         if d.action is Action.DELETE:
             assert t.status in policy.filters.statuses
             assert not is_protected(t, policy)
+            assert not keep_in_doubt(t, policy)
             assert passes_filters(t, policy, now)
             # Never one of the newest N of its name in the whole account, however ties fall.
             assert len(newer_or_equal(t, account)) >= keep
@@ -189,6 +200,9 @@ def test_planner_deletes_everything_the_rules_allow(
         t = d.task
         if is_protected(t, policy) or not passes_filters(t, policy, now):
             assert d.action is Action.SKIP
+            continue
+        if keep_in_doubt(t, policy):
+            assert d.action is Action.SKIP and d.reason in ("unknown_name", "keep_latest")
             continue
         if len(strictly_newer(t, account)) < keep and len(newer_or_equal(t, account)) >= keep:
             continue  # ties at the Nth place: which one is kept is the planner's choice

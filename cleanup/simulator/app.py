@@ -3,12 +3,17 @@
 Every request under ``/api/v1`` goes through the same gate, in the gateway's order:
 
 1. it is counted in ``SimState.requests`` (after it is answered, with its status);
-2. authentication: signature v2 headers valid and the timestamp within 5 minutes of
+2. a proxy in front of the gateway may answer 502 with an HTML page (``html_error``);
+3. authentication: signature v2 headers valid and the timestamp within 5 minutes of
    the server clock, else 401 errorCode 200;
-3. quota: 429 errorCode 400 once ``quota`` requests were accepted;
-4. rate limit: 429 errorCode 420 when the sliding window is full (rejections do not
-   count toward the window);
-5. hang and latency, then the endpoint.
+4. quota: 429 errorCode 400 once ``quota`` requests were accepted;
+5. a throttle storm (``throttle_storm``), then the rate limit: 429 errorCode 420 when
+   the sliding window is full (rejections do not count toward the window);
+6. hang and latency, then the endpoint; a 2xx body may then be spoiled
+   (``truncated_json``, ``non_object_body``); every 429 gets ``retry_after``.
+
+Injected faults are counted by kind in ``SimState.faults``; the hostile knobs live in
+``hostile.py``.
 
 ``/_sim/stats`` and ``/_sim/tasks`` are unsigned, unlimited and uncounted control
 endpoints for benchmarks and demos running the client in another process.
@@ -29,6 +34,7 @@ from aiohttp import web
 
 from cleanup.signing import ACCESS_KEY_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER, verify
 from cleanup.simulator.config import SimConfig
+from cleanup.simulator.hostile import Hostility, throttled
 from cleanup.simulator.state import BUSY_TASK_STATUSES, SimState
 
 API_PREFIX = "/api/v1"
@@ -81,6 +87,7 @@ class SimApi:
         self.config = config
         self.state = state
         self.rng = random.Random(config.seed)
+        self.hostile = Hostility(config, self.rng, state.faults)
         self.closing = asyncio.Event()
 
     def build(self) -> web.Application:
@@ -115,9 +122,12 @@ class SimApi:
 
         async def handler(request: web.Request) -> web.StreamResponse:
             try:
-                rejection = self._admit(request)
+                rejection = self.hostile.before_gateway(route) or self._admit(request, route)
                 await self._delay()
-                response = rejection if rejection is not None else await endpoint(request)
+                if rejection is not None:
+                    response: web.StreamResponse = rejection
+                else:
+                    response = self.hostile.spoil_body(route, await endpoint(request))
             except _DropConnection:
                 self.state.requests[(request.method, route, 0)] += 1
                 if request.transport is not None:
@@ -125,12 +135,13 @@ class SimApi:
                 # Never written: the transport is closing, aiohttp drops it quietly.
                 return web.Response(status=204)
             self.state.requests[(request.method, route, response.status)] += 1
+            self.hostile.stamp_429(response)
             self._date_header(response)
             return response
 
         return handler
 
-    def _admit(self, request: web.Request) -> web.Response | None:
+    def _admit(self, request: web.Request, route: str) -> web.Response | None:
         """Return the gateway's rejection of ``request``, or None to let it through."""
         config = self.config
         headers = request.headers
@@ -148,8 +159,12 @@ class SimApi:
             )
         state = self.state
         if config.quota is not None and state.accepted >= config.quota:
+            state.faults["quota_exceeded"] += 1
             return error_response(429, "400", "Quota Exceeded")
+        if self.hostile.storm(route):
+            return throttled()
         if config.rate_limit is not None and not self._take_rate_slot(config.rate_limit):
+            state.faults["rate_limited"] += 1
             return error_response(429, "420", "Rate Limited")
         state.accepted += 1
         return None
@@ -188,6 +203,7 @@ class SimApi:
         """Sleep for a configured hang (probability ``hang``) and the fixed latency."""
         config = self.config
         if config.hang > 0 and self.rng.random() < config.hang:
+            self.state.faults["hang"] += 1
             # Interrupted when the simulator closes, so a hung test ends promptly.
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(self.closing.wait(), config.hang_s)
@@ -222,13 +238,15 @@ class SimApi:
         if index in config.fail_list_pages or (
             config.fail_list > 0 and self.rng.random() < config.fail_list
         ):
+            self.state.faults["fail_list"] += 1
             return _endpoint_error()
-        page = self.state.task_page(start, limit)
+        hostile = self.hostile
+        page = self.state.task_page(hostile.listing_start(start), limit)
         body: dict[str, Any] = {
             "index": index,
             "limit": limit,
-            "total": len(self.state.tasks),
-            "tasks": [task.to_json() for task in page],
+            "total": hostile.listing_total(len(self.state.tasks)),
+            "tasks": [hostile.task_object("list_tasks", task.to_json()) for task in page],
         }
         return web.json_response(body)
 
@@ -238,7 +256,7 @@ class SimApi:
         if task is None:
             return _task_not_found()
         task.refresh(time.monotonic())
-        return web.json_response(task.to_json())
+        return web.json_response(self.hostile.task_object("get_task", task.to_json()))
 
     async def delete(self, request: web.Request) -> web.StreamResponse:
         """DELETE /tasks/{task_id}: refuse while busy or held, else delete (with faults)."""
@@ -254,13 +272,16 @@ class SimApi:
             return error_response(config.refusal_status, "10107", REFUSAL_MESSAGE)
         rng = self.rng
         if config.fail_before_delete > 0 and rng.random() < config.fail_before_delete:
+            state.faults["fail_before_delete"] += 1
             return _endpoint_error()
         if config.drop_connection > 0 and rng.random() < config.drop_connection:
+            state.faults["drop_connection"] += 1
             if rng.random() < 0.5:
                 state.remove_task(task_id)
             raise _DropConnection
         state.remove_task(task_id)
         if config.fail_after_delete > 0 and rng.random() < config.fail_after_delete:
+            state.faults["fail_after_delete"] += 1
             return error_response(504, "510", "Endpoint Timeout")
         return web.json_response({"task_id": task_id})
 
@@ -270,11 +291,11 @@ class SimApi:
         if isinstance(args, web.Response):
             return args
         index, limit, start = args
-        page = self.state.run_page(start, limit)
+        page = self.state.run_page(self.hostile.listing_start(start), limit)
         body: dict[str, Any] = {
             "index": index,
             "limit": limit,
-            "total": len(self.state.runs),
+            "total": self.hostile.listing_total(len(self.state.runs)),
             "runs": [run.to_json() for run in page],
         }
         return web.json_response(body)

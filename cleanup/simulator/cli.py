@@ -38,6 +38,16 @@ def add_simulator_commands(commands: argparse._SubParsersAction[argparse.Argumen
     simulate.add_argument("--fail-after-delete", type=float, default=0.0)
     simulate.add_argument("--drop-connection", type=float, default=0.0)
     simulate.add_argument("--clock-offset", type=float, default=0.0, help="server clock skew, s")
+    simulate.add_argument("--hang", type=float, default=0.0, help="probability a request hangs")
+    simulate.add_argument("--hang-s", type=float, default=30.0, help="how long a hang lasts, s")
+    hostile = simulate.add_argument_group("hostile responses (probabilities; see SimConfig)")
+    for knob in ("html_error", "truncated_json", "non_object_body", "throttle_storm"):
+        hostile.add_argument("--" + knob.replace("_", "-"), type=float, default=0.0)
+    hostile.add_argument("--wrong-types", type=float, default=0.0)
+    hostile.add_argument("--missing-task-id", type=float, default=0.0)
+    hostile.add_argument("--total-offset", type=int, default=0, help="listing total lies by N")
+    hostile.add_argument("--duplicate-across-pages", action="store_true")
+    hostile.add_argument("--retry-after", help="Retry-After value added to every 429")
     simulate.add_argument("--access-key", default=SimConfig.access_key)
     simulate.add_argument("--secret-key", default=SimConfig.secret_key)
     simulate.set_defaults(handler=_simulate)
@@ -64,6 +74,17 @@ def _simulate(args: argparse.Namespace) -> int:
         fail_before_delete=args.fail_before_delete,
         fail_after_delete=args.fail_after_delete,
         drop_connection=args.drop_connection,
+        hang=args.hang,
+        hang_s=args.hang_s,
+        html_error=args.html_error,
+        truncated_json=args.truncated_json,
+        non_object_body=args.non_object_body,
+        throttle_storm=args.throttle_storm,
+        wrong_types=args.wrong_types,
+        missing_task_id=args.missing_task_id,
+        total_offset=args.total_offset,
+        duplicate_across_pages=args.duplicate_across_pages,
+        retry_after=args.retry_after,
         seed=args.seed,
     )
     if args.seed_file:

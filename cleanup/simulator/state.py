@@ -126,6 +126,8 @@ class SimState:
       a handler, rejected ones included (status 0 = connection dropped on purpose);
     - ``deleted``: task_id -> how many times a DELETE actually removed it;
     - ``delete_log``: (monotonic time, task_id) of every actual removal;
+    - ``faults``: fault kind -> how many times the simulator injected it (``rate_limited``,
+      ``quota_exceeded``, ``hang``, ``fail_before_delete``, ``html_error``, ...);
     - ``accepted`` / ``accepted_times``: requests let through by quota and rate limit.
     """
 
@@ -137,6 +139,7 @@ class SimState:
         self.requests: collections.Counter[tuple[str, str, int]] = collections.Counter()
         self.deleted: collections.Counter[str] = collections.Counter()
         self.delete_log: list[tuple[float, str]] = []
+        self.faults: collections.Counter[str] = collections.Counter()
         self.accepted = 0
         self.accepted_times: collections.deque[float] = collections.deque()
         self._order: list[str] = []
@@ -318,6 +321,7 @@ class SimState:
             ],
             "by_status": dict(sorted(by_status.items())),
             "by_route": dict(sorted(by_route.items())),
+            "faults": dict(sorted(self.faults.items())),
             "remaining": len(self.tasks),
             "runs": len(self.runs),
             "deleted": sum(self.deleted.values()),
