@@ -1,0 +1,234 @@
+"""Processes and measurements the benchmarks share.
+
+- ``SimProcess``: a fresh simulator in its own process (``benchmarks.sim_server``), so
+  the client's CPU and memory are measured alone; its counters, arrival log and
+  remaining task IDs over the unsigned control routes;
+- ``run_cleanup``: the nclue-cleanup CLI in a subprocess (``benchmarks.measured``),
+  returning its summary JSON and what it cost;
+- ``run_module``: any other benchmark client in a subprocess;
+- ``max_in_window`` and ``interval_rate``: figures from the server's timestamps.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import urllib.request
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+CREDENTIALS = {"NCLOUD_ACCESS_KEY": "sim-access-key", "NCLOUD_SECRET_KEY": "sim-secret-key"}
+START_TIMEOUT_S = 120.0
+"""A 100,000-task account takes a few seconds to generate; anything past this is a hang."""
+
+FAST_RETRY = {
+    "max_attempts": 6,
+    "busy_interval": "100ms",
+    "busy_deadline": "2s",
+    "backoff_base": "50ms",
+    "backoff_max": "1s",
+    "request_timeout": "30s",
+}
+"""Nothing is busy in a benchmark account; short intervals keep a surprise short."""
+
+
+class BenchmarkError(RuntimeError):
+    """A benchmark could not produce its figure (a process failed, a count is off)."""
+
+
+def child_env() -> dict[str, str]:
+    """The environment of every child: simulator credentials, the repository importable."""
+    env = {**os.environ, **CREDENTIALS}
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
+    env.pop("NCLUE_ENDPOINT", None)
+    return env
+
+
+@dataclass
+class ServerLog:
+    """What the simulator saw, on its own ``time.monotonic()`` clock."""
+
+    requests: list[tuple[float, float, str, str, int]]
+    """(arrived, answered, method, path, status) of every API request, in arrival order."""
+    deletes: list[float]
+    """When each task was actually removed."""
+
+    def arrivals(self, method: str | None = None) -> list[float]:
+        return sorted(r[0] for r in self.requests if method is None or r[2] == method)
+
+    def answered(self, method: str | None = None) -> list[float]:
+        return sorted(r[1] for r in self.requests if method is None or r[2] == method)
+
+    def statuses(self) -> dict[int, int]:
+        counts: dict[int, int] = {}
+        for request in self.requests:
+            counts[request[4]] = counts.get(request[4], 0) + 1
+        return counts
+
+
+@dataclass
+class SimProcess:
+    """A simulator process with a fresh, all-deletable account of ``tasks`` tasks."""
+
+    tasks: int
+    workdir: Path
+    rate_limit: float | None = None
+    latency_s: float = 0.0
+    seed: int = 1
+    url: str = ""
+    base_url: str = ""
+    _process: subprocess.Popen[str] | None = field(default=None, repr=False)
+
+    def __enter__(self) -> SimProcess:
+        command = [sys.executable, "-m", "benchmarks.sim_server", "--tasks", str(self.tasks)]
+        command += ["--seed", str(self.seed), "--latency", str(self.latency_s)]
+        if self.rate_limit is not None:
+            command += ["--rate-limit", str(self.rate_limit)]
+        stderr = (self.workdir / "sim.stderr").open("w")
+        self._process = subprocess.Popen(
+            command, cwd=ROOT, env=child_env(), stdout=subprocess.PIPE, stderr=stderr, text=True
+        )
+        stderr.close()
+        assert self._process.stdout is not None
+        line = self._process.stdout.readline()
+        if not line:
+            self.__exit__()
+            message = (self.workdir / "sim.stderr").read_text()[-2000:]
+            raise BenchmarkError(f"the simulator did not start: {message}")
+        ready = json.loads(line)
+        self.url, self.base_url = ready["url"], ready["base_url"]
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        process, self._process = self._process, None
+        if process is None:
+            return
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+            try:
+                process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+        if process.stdout is not None:
+            process.stdout.close()
+
+    def _get(self, path: str) -> Any:
+        with urllib.request.urlopen(self.base_url + path, timeout=60) as response:
+            return json.loads(response.read())
+
+    def stats(self) -> dict[str, Any]:
+        """``/_sim/stats``: request counters by route and status, deletes, remaining."""
+        result: dict[str, Any] = self._get("/_sim/stats")
+        return result
+
+    def log(self) -> ServerLog:
+        """The arrival log of every API request and the delete log."""
+        body = self._get("/_bench/log")
+        requests = [(r[0], r[1], r[2], r[3], r[4]) for r in body["requests"]]
+        return ServerLog(requests=requests, deletes=list(body["deletes"]))
+
+    def task_ids(self) -> list[str]:
+        """The IDs still in the account (listing order is not implied)."""
+        ids: list[str] = self._get("/_sim/tasks")["task_ids"]
+        return ids
+
+
+def policy(select: dict[str, Any], rate: float, concurrency: int = 8) -> dict[str, Any]:
+    """A benchmark policy: the selection, one rate budget, fast (unused) retries."""
+    return {
+        "version": 1,
+        "select": select,
+        "limits": {"rate": rate, "concurrency": concurrency},
+        "retry": dict(FAST_RETRY),
+    }
+
+
+def run_cleanup(
+    sim: SimProcess,
+    doc: dict[str, Any],
+    workdir: Path,
+    name: str,
+    *,
+    apply: bool = True,
+    ids: Sequence[str] = (),
+) -> dict[str, Any]:
+    """Run ``nclue-cleanup run`` in a subprocess; return its summary and cost.
+
+    The result holds ``summary`` (the ``--summary-json``), ``cost`` (``cpu_s``,
+    ``wall_s``, ``maxrss_mb`` from ``benchmarks.measured``) and ``audit_log``.
+    """
+    policy_path = workdir / f"{name}.policy.yaml"
+    policy_path.write_text(json.dumps(doc, indent=1))  # JSON is YAML
+    audit = workdir / f"{name}.audit.jsonl"
+    summary, cost = workdir / f"{name}.summary.json", workdir / f"{name}.cost.json"
+    command = [sys.executable, "-m", "benchmarks.measured", str(cost), "run"]
+    command += ["--policy", str(policy_path), "--endpoint", sim.url]
+    command += ["--audit-log", str(audit), "--summary-json", str(summary)]
+    if apply:
+        command.append("--apply")
+    if ids:
+        ids_path = workdir / f"{name}.ids"
+        ids_path.write_text("\n".join(ids) + "\n")
+        command += ["--ids-from", str(ids_path)]
+    stderr = workdir / f"{name}.stderr"
+    with stderr.open("w") as err:
+        done = subprocess.run(
+            command, cwd=ROOT, env=child_env(), stdout=subprocess.DEVNULL, stderr=err
+        )
+    if done.returncode != 0 or not cost.exists() or not summary.exists():
+        raise BenchmarkError(f"{name}: nclue-cleanup failed: {stderr.read_text()[-2000:]}")
+    result = {"summary": json.loads(summary.read_text()), "cost": json.loads(cost.read_text())}
+    result["audit_log"] = str(audit)
+    if result["cost"]["exit_code"] != 0:
+        raise BenchmarkError(f"{name}: exit code {result['cost']['exit_code']}: {result}")
+    return result
+
+
+def run_module(module: str, args: Sequence[str], workdir: Path, name: str) -> dict[str, Any]:
+    """Run ``python -m module args... --out OUT`` in a subprocess; return OUT's JSON."""
+    out = workdir / f"{name}.json"
+    stderr = workdir / f"{name}.stderr"
+    with stderr.open("w") as err:
+        done = subprocess.run(
+            [sys.executable, "-m", module, *args, "--out", str(out)],
+            cwd=ROOT,
+            env=child_env(),
+            stdout=subprocess.DEVNULL,
+            stderr=err,
+        )
+    if done.returncode != 0 or not out.exists():
+        raise BenchmarkError(f"{name}: {module} failed: {stderr.read_text()[-2000:]}")
+    result: dict[str, Any] = json.loads(out.read_text())
+    return result
+
+
+def write_ids(ids: Sequence[str], workdir: Path, name: str) -> Path:
+    path = workdir / f"{name}.ids"
+    path.write_text("\n".join(ids) + "\n")
+    return path
+
+
+def max_in_window(times: Sequence[float], window: float = 1.0) -> int:
+    """The most timestamps in any half-open window ``[t, t + window)``."""
+    ordered = sorted(times)
+    best, start = 0, 0
+    for end, moment in enumerate(ordered):
+        while moment - ordered[start] >= window:
+            start += 1
+        best = max(best, end - start + 1)
+    return best
+
+
+def interval_rate(times: Sequence[float]) -> float | None:
+    """Events per second between the first and the last: (n - 1) intervals / span."""
+    if len(times) < 2:
+        return None
+    span = max(times) - min(times)
+    return (len(times) - 1) / span if span > 0 else None
