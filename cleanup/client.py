@@ -226,11 +226,11 @@ class NclueClient:
                     f"{where}: connection error ({type(exc).__name__})"
                 ) from exc
         self.requests[route, status] += 1
-        body = _parse_json(raw)
         if 200 <= status < 300:
             self._limiter.succeeded()
-            return body
-        error = _translate(where, status, body, raw, resp_headers.get("Retry-After"))
+            # A DELETE's 2xx is the evidence; its body is not read (saves CPU per delete).
+            return None if method == "DELETE" else _parse_json(raw)
+        error = _translate(where, status, _parse_json(raw), raw, resp_headers.get("Retry-After"))
         if isinstance(error, AuthError):
             error.skew_s = _skew(resp_headers.get("Date"), self._wall_clock())
             error.offset_ms_used = offset_ms

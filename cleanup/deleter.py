@@ -325,7 +325,7 @@ class Deleter:
         runs = await self._runs
         if runs is None:
             return None
-        return {r.task_id: r for r in runs if r.status in HOLDING_RUN_STATUSES}
+        return {r.task_id: r for r in runs if r.task_id and r.status in HOLDING_RUN_STATUSES}
 
     async def _guarded(self, call: Awaitable[T]) -> T | None:
         """Evidence calls: auth and quota errors stop the run; other failures yield None."""

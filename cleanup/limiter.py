@@ -2,8 +2,8 @@
 
 Listing pages, status checks and deletes all pass through the same ``RateLimiter``
 slot, so ``limits.rate`` bounds the account's total request rate. A 429 from any
-request pauses every caller (``cool_down``) and lowers the effective rate, which
-recovers slowly on success.
+request pauses every caller (``throttled``) and lowers the effective rate by a
+quarter, which recovers by 2 % per success.
 """
 
 from __future__ import annotations
@@ -11,8 +11,7 @@ from __future__ import annotations
 import asyncio
 import random
 import time
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from collections.abc import Callable
 
 import structlog
 from asyncio_throttle.throttler import Throttler
@@ -24,7 +23,9 @@ log = structlog.get_logger(__name__)
 # and no 1-second window ever holds more than ``rate`` calls.
 _WINDOW_S = 0.1
 _MIN_FACTOR = 0.05
-_RECOVERY = 1.02
+_DECREASE = 0.75  # per 429
+_RECOVERY = 1.02  # per success
+_MARGIN, _MAX_MARGIN_S = 0.01, 0.005
 
 
 class RateLimiter:
@@ -45,14 +46,14 @@ class RateLimiter:
         self._burst = max(1, round(rate * _WINDOW_S))
         # Only one caller at a time polls the throttler (the others queue on the lock),
         # so the poll interval can be fine enough to keep the achieved rate near ``rate``.
+        self._factor = 1.0
         self._throttler = Throttler(
             rate_limit=self._burst,
-            period=self._burst / rate,
+            period=self._period(),
             retry_interval=max(0.0005, min(0.01, 1 / rate / 4)),
         )
         self._throttle_lock = asyncio.Lock()
         self._semaphore = asyncio.Semaphore(concurrency)
-        self._factor = 1.0
         self._resume_at = 0.0
         self.throttled_in_a_row = 0
         self._storm_after = storm_after
@@ -71,10 +72,14 @@ class RateLimiter:
     def effective_rate(self) -> float:
         return self.rate * self._factor
 
-    @asynccontextmanager
-    async def slot(self) -> AsyncIterator[None]:
-        """Wait for a turn under every limit, then hold a concurrency slot."""
-        async with self._semaphore:
+    def slot(self) -> _Slot:
+        """``async with limiter.slot():`` waits for a turn under every limit, then holds
+        a concurrency slot until the block ends."""
+        return _Slot(self)
+
+    async def _acquire(self) -> None:
+        await self._semaphore.acquire()
+        try:
             while True:
                 wait = self._resume_at - self._clock()
                 if wait > 0:
@@ -83,8 +88,13 @@ class RateLimiter:
                     await self._throttler.acquire()  # type: ignore[no-untyped-call]
                 if self._resume_at <= self._clock():
                     break
-            self.sent += 1
-            yield
+        except BaseException:
+            self._semaphore.release()
+            raise
+        self.sent += 1
+
+    def _release(self) -> None:
+        self._semaphore.release()
 
     def throttled(self, retry_after: float | None) -> float:
         """Record a 429: everyone pauses, and the rate drops. Returns the pause in seconds."""
@@ -96,7 +106,7 @@ class RateLimiter:
             pause = self._rng.uniform(0.5, 1.0) * min(self._backoff_max_s, ceiling)
         self._resume_at = max(self._resume_at, self._clock() + pause)
         old = self._factor
-        self._set_factor(self._factor / 2)
+        self._set_factor(self._factor * _DECREASE)
         if self._factor < old:
             log.warning(
                 "rate_lowered",
@@ -114,4 +124,26 @@ class RateLimiter:
 
     def _set_factor(self, factor: float) -> None:
         self._factor = min(1.0, max(_MIN_FACTOR, factor))
-        self._throttler.period = self._burst / (self.rate * self._factor)
+        self._throttler.period = self._period()
+
+    def _period(self) -> float:
+        """The throttler's window, a little longer than the rate alone asks: the slot is
+        taken a moment before the request leaves, and sending jitters, so without the
+        margin two calls could reach the server just under 1 s apart at 1 request/s."""
+        exact = self._burst / (self.rate * self._factor)
+        return exact + min(exact * _MARGIN, _MAX_MARGIN_S)
+
+
+class _Slot:
+    """The context manager ``RateLimiter.slot`` returns (a class: it is on the hot path)."""
+
+    __slots__ = ("_limiter",)
+
+    def __init__(self, limiter: RateLimiter) -> None:
+        self._limiter = limiter
+
+    async def __aenter__(self) -> None:
+        await self._limiter._acquire()
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        self._limiter._release()

@@ -20,8 +20,9 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from operator import attrgetter
 from typing import Any
 
 import structlog
@@ -48,7 +49,7 @@ class Run:
     """A task model run; one that is not finished holds its task."""
 
     run_id: str
-    task_id: str
+    task_id: str | None
     status: str | None
 
 
@@ -70,17 +71,12 @@ class Source:
 
     async def list_tasks(self) -> list[Task]:
         """Every task in the account, or ``ListingIncompleteError``."""
-        items = await self._list_all("tasks", "tasks")
-        return [_task(item, "tasks") for item in items]
+        tasks: list[Task] = await self._list_all("tasks")
+        return tasks
 
     async def list_runs(self) -> list[Run]:
         """Every task model run, or ``ListingIncompleteError``."""
-        runs = []
-        for item in await self._list_all("task-runs", "runs"):
-            task_id, status = item.get("task_id"), item.get("status")
-            if isinstance(task_id, str):
-                status = status if isinstance(status, str) else None
-                runs.append(Run(str(item.get("run_id")), task_id, status))
+        runs: list[Run] = await self._list_all("task-runs")
         return runs
 
     async def lookup(self, ids: Sequence[str]) -> Lookup:
@@ -88,11 +84,10 @@ class Source:
         wanted = list(dict.fromkeys(ids))
         result = Lookup(found={}, absent=set(), failed={})
         if len(wanted) > 1:
-            first = await self._page("tasks", "tasks", 0)
+            first = await self._page("tasks", 0)
             total, items = first
             wanted_set = set(wanted)
-            for item in items:
-                task = _task(item, "tasks")
+            for task in items:
                 if task.task_id in wanted_set:
                     result.found[task.task_id] = task
             left = [i for i in wanted if i not in result.found]
@@ -106,10 +101,10 @@ class Source:
         await asyncio.gather(*(self._get_one(task_id, result) for task_id in wanted))
         return result
 
-    async def list_tasks_from(self, first: tuple[int, list[dict[str, Any]]]) -> list[Task]:
+    async def list_tasks_from(self, first: tuple[int, list[Any]]) -> list[Task]:
         """Finish a listing whose first page is already fetched."""
-        items = await self._list_all("tasks", "tasks", first)
-        return [_task(item, "tasks") for item in items]
+        tasks: list[Task] = await self._list_all("tasks", first)
+        return tasks
 
     async def _get_one(self, task_id: str, result: Lookup) -> None:
         try:
@@ -123,11 +118,9 @@ class Source:
         except ListingIncompleteError as exc:  # a malformed task object
             result.failed[task_id] = ApiError(str(exc))
 
-    async def _list_all(
-        self, resource: str, key: str, first: tuple[int, list[dict[str, Any]]] | None = None
-    ) -> list[dict[str, Any]]:
+    async def _list_all(self, resource: str, first: tuple[int, list[Any]] | None = None) -> Any:
         for _ in range(_LISTING_TRIES):
-            items = await self._list_once(resource, key, first)
+            items = await self._list_once(resource, first)
             if items is not None:
                 return items
             first = None
@@ -139,8 +132,8 @@ class Source:
         )
 
     async def _list_once(
-        self, resource: str, key: str, first: tuple[int, list[dict[str, Any]]] | None
-    ) -> list[dict[str, Any]] | None:
+        self, resource: str, first: tuple[int, list[Any]] | None
+    ) -> list[Any] | None:
         """One pass over the listing; ``None`` when it cannot prove it missed nothing.
 
         After page 0 (which gives ``total`` and the page size) the pages are read from
@@ -151,8 +144,9 @@ class Source:
         growing ``total``) could move unread ones up, so they start the pass again.
         When nothing changed, the tasks seen must add up to ``total`` exactly.
         """
-        total, page = first or await self._page(resource, key, 0)
-        seen = {_item_id(item, resource): item for item in page}
+        ident = _IDENT[resource]
+        total, page = first or await self._page(resource, 0)
+        seen = {ident(item): item for item in page}
         size, start_total = len(page), total
         if total > size and size:
             last = math.ceil(total / size) - 1
@@ -161,38 +155,36 @@ class Source:
                 # Ask for the last window as an offset. As a page number that index lies
                 # far past the end, so an empty answer while `total` says otherwise means
                 # pages; for offset servers (the API's current meaning) it costs nothing.
-                now_total, page = await self._page(resource, key, last * size)
+                now_total, page = await self._page(resource, last * size)
                 if now_total > total or (not page and now_total <= last * size):
                     return None  # new tasks, or too much vanished to tell: list again
                 offset_mode = self._offset_mode[resource] = bool(page)
                 log.debug("listing_index_meaning", resource=resource, offset=offset_mode)
                 total = now_total
                 for item in page:
-                    seen.setdefault(_item_id(item, resource), item)
+                    seen.setdefault(ident(item), item)
                 if offset_mode:
                     last -= 1
             for k in range(last, -1, -1):
                 if k == 0 and total == start_total:
                     break  # nothing moved: page 0 as first read still holds
                 index = k * size if offset_mode else k
-                now_total, page = await self._page(resource, key, index)
+                now_total, page = await self._page(resource, index)
                 if now_total > total:
                     return None
                 total = now_total
                 for item in page:
-                    seen.setdefault(_item_id(item, resource), item)
+                    seen.setdefault(ident(item), item)
         if total == start_total and len(seen) != total:
             return None  # the pages do not add up to what the server says it holds
         # A page 0 shorter than asked for and holding all of `total` ended the list.
         paged = size == PAGE_LIMIT or start_total > size
         on_boundary = paged and size and start_total % size == 0
-        if on_boundary and not await self._ends_here(resource, key, seen, start_total, size):
+        if on_boundary and not await self._ends_here(resource, seen, start_total, size):
             return None  # more tasks than `total` admits: a server that lies
         return list(seen.values()) if len(seen) >= total else None
 
-    async def _ends_here(
-        self, resource: str, key: str, seen: dict[str, Any], total: int, size: int
-    ) -> bool:
+    async def _ends_here(self, resource: str, seen: dict[str, Any], total: int, size: int) -> bool:
         """When ``total`` ends on a page boundary, check that nothing lies beyond it.
 
         A ``total`` short by whole pages would otherwise go unnoticed. The window after
@@ -202,11 +194,14 @@ class Source:
         """
         offset_mode = self._offset_mode.get(resource)
         index = 1 if offset_mode is None else total if offset_mode else total // size
-        _, page = await self._page(resource, key, index)
-        return all(_item_id(item, resource) in seen for item in page)
+        _, page = await self._page(resource, index)
+        return all(_IDENT[resource](item) in seen for item in page)
 
-    async def _page(self, resource: str, key: str, index: int) -> tuple[int, list[dict[str, Any]]]:
+    async def _page(self, resource: str, index: int) -> tuple[int, list[Any]]:
+        """One page, its items already parsed (``Task`` or ``Run``): the raw JSON of a
+        100,000-task account is not kept (a dry run's memory is measured)."""
         where = f"GET /{resource}?index={index}&limit={PAGE_LIMIT}"
+        key = "runs" if resource == "task-runs" else "tasks"
         try:
             body = await self._client.list_page(resource, index, PAGE_LIMIT)
         except (AuthError, QuotaExceededError):
@@ -220,16 +215,25 @@ class Source:
             raise ListingIncompleteError(f"{where}: 'total' is not a count; nothing was deleted")
         if not isinstance(items, list) or not all(isinstance(i, dict) for i in items):
             raise ListingIncompleteError(f"{where}: '{key}' is not a list of objects")
-        return total, items
+        parse = _run if resource == "task-runs" else _task
+        return total, [parse(item, resource) for item in items]
 
 
-def _item_id(item: dict[str, Any], resource: str) -> str:
-    value = item.get("run_id" if resource == "task-runs" else "task_id")
-    if not isinstance(value, str) or not value:
-        raise ListingIncompleteError(
-            f"GET /{resource}: an item without a string ID; nothing was deleted"
-        )
-    return value
+_IDENT: dict[str, Callable[[Any], str]] = {
+    "tasks": attrgetter("task_id"),
+    "task-runs": attrgetter("run_id"),
+}
+
+
+def _run(item: dict[str, Any], where: str) -> Run:
+    run_id, task_id, status = item.get("run_id"), item.get("task_id"), item.get("status")
+    if not isinstance(run_id, str) or not run_id:
+        raise ListingIncompleteError(f"GET /{where}: a run without a run_id; nothing was deleted")
+    return Run(
+        run_id,
+        task_id if isinstance(task_id, str) else None,
+        status if isinstance(status, str) else None,
+    )
 
 
 def _task(item: dict[str, Any], where: str) -> Task:
