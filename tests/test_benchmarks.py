@@ -1,0 +1,33 @@
+"""The benchmark runner works end to end in --quick mode (a smoke test: no figure is checked)."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+from benchmarks.cases import CASES
+
+ROOT = Path(__file__).resolve().parent.parent
+ROW_KEYS = [key for _name, keys, _case in CASES for key in keys]
+
+
+def test_quick_run_prints_every_row(tmp_path: Path) -> None:
+    """`python -m benchmarks --quick --out FILE` exits 0 and prints a table row per figure."""
+    out = tmp_path / "results.md"
+    done = subprocess.run(
+        [sys.executable, "-m", "benchmarks", "--quick", "--out", str(out)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "| # | benchmark | value | target | result |" in done.stdout
+    written = out.read_text()
+    for key in ROW_KEYS:
+        row = re.compile(rf"^\| {re.escape(key)} \| .+ \| .+ \| .+ \| .+ \|$", re.MULTILINE)
+        assert row.search(done.stdout), f"row {key} missing from the table:\n{done.stdout}"
+        assert row.search(written), f"row {key} missing from {out}"
+    assert "Machine:" in written and "Command: `python -m benchmarks --quick" in written
