@@ -152,7 +152,7 @@ def _task_fields(task: Task) -> dict[str, Any]:
 def _open_for_append(path: Path) -> tuple[IO[bytes], str]:
     """Open (creating 0600) for appending; return the sha256 of its last line."""
     fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
-    stream = os.fdopen(fd, "ab")
+    stream = os.fdopen(fd, "ab", buffering=0)  # one write() per line, no copy, no flush
     last = _last_line(path)
     if last is None:
         return stream, GENESIS
