@@ -45,7 +45,7 @@ class Sizes:
     latency_s: float = 0.05
     concurrency: int = 16
     cost_tasks: int = 10_000
-    cost_rounds: int = 3
+    cost_rounds: int = 5
     memory_tasks: int = 100_000
     naive_tasks: int = 300
     naive_account: int = 1_000
