@@ -6,7 +6,10 @@ tests shrink them here, so no test sleeps through real backoff.
 
 from __future__ import annotations
 
+import asyncio
 import json
+import os
+import sys
 from collections.abc import AsyncIterator, Callable
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -30,6 +33,31 @@ FAST_RETRY = {
     "backoff_max": "50ms",
     "request_timeout": "5s",
 }
+
+
+def clean_env(**extra: str) -> dict[str, str]:
+    """This process's environment without any NCLOUD_/NCLUE_ setting, plus ``extra``."""
+    base = {k: v for k, v in os.environ.items() if not k.startswith(("NCLOUD_", "NCLUE_"))}
+    return {**base, **extra}
+
+
+async def cli(
+    *args: str, env: dict[str, str] | None = None, stdin: bytes | None = None
+) -> tuple[int, str, str]:
+    """Run ``python -m cleanup`` as a user would; returns (exit code, stdout, stderr)."""
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "cleanup",
+        *args,
+        env=clean_env(**(env or {})),
+        stdin=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await asyncio.wait_for(proc.communicate(stdin), timeout=90)
+    assert proc.returncode is not None
+    return proc.returncode, out.decode(), err.decode()
 
 
 def policy(select: dict[str, Any], **sections: Any) -> dict[str, Any]:

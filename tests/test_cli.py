@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
-import os
 import signal
 import sys
 from pathlib import Path
@@ -17,27 +16,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from cleanup.audit import verify
 
-from .conftest import AK, SK, account, policy, read_audit, terminal_by_task
-
-
-async def cli(
-    *args: str, env: dict[str, str] | None = None, stdin: bytes | None = None
-) -> tuple[int, str, str]:
-    """Run ``python -m cleanup`` as a user would; returns (exit code, stdout, stderr)."""
-    base = {k: v for k, v in os.environ.items() if not k.startswith(("NCLOUD_", "NCLUE_"))}
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "cleanup",
-        *args,
-        env={**base, **(env or {})},
-        stdin=asyncio.subprocess.PIPE,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    out, err = await asyncio.wait_for(proc.communicate(stdin), timeout=90)
-    assert proc.returncode is not None
-    return proc.returncode, out.decode(), err.decode()
+from .conftest import AK, SK, account, clean_env, cli, policy, read_audit, terminal_by_task
 
 
 def creds_env(sim: Any, secret: str = SK) -> dict[str, str]:
@@ -226,7 +205,6 @@ async def _start_big_run(
 ) -> asyncio.subprocess.Process:
     doc = policy({"all": True}, limits={"rate": 400, "concurrency": 8})
     path = write_policy(tmp_path, doc)
-    base = {k: v for k, v in os.environ.items() if not k.startswith(("NCLOUD_", "NCLUE_"))}
     return await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
@@ -239,7 +217,7 @@ async def _start_big_run(
         str(audit),
         "--shutdown-grace",
         grace,
-        env={**base, **creds_env(sim)},
+        env=clean_env(**creds_env(sim)),
         stdout=asyncio.subprocess.DEVNULL,
         stderr=asyncio.subprocess.PIPE,
     )

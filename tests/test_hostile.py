@@ -16,10 +16,7 @@ they stay as regression tests.
 
 from __future__ import annotations
 
-import asyncio
 import json
-import os
-import sys
 import time
 from collections import Counter
 from datetime import timedelta
@@ -37,13 +34,24 @@ from cleanup.signing import signed_headers
 from cleanup.simulator import SimConfig, SimState, generate_account
 from cleanup.simulator.hostile import NON_OBJECT_BODIES
 
-from .conftest import AK, FAST_RETRY, OLD, SK, account, policy, read_audit, terminal_by_task
+from .conftest import (
+    AK,
+    FAST_RETRY,
+    OLD,
+    SK,
+    account,
+    cli,
+    policy,
+    read_audit,
+    terminal_by_task,
+)
 
 MAX_ATTEMPTS = FAST_RETRY["max_attempts"]
 BACKOFF_MAX_S = 0.05  # FAST_RETRY["backoff_max"]: every pause, Retry-After included, is capped
 LISTING_ONLY = frozenset({"list_tasks"})
 DELETE_ONLY = frozenset({"delete_task"})
 GET_ONLY = frozenset({"get_task"})
+
 
 def deleting_lines(path: Path) -> int:
     return sum(r["event"] == "deleting" for r in read_audit(path))
@@ -378,9 +386,7 @@ async def test_retry_after_is_capped_honoured_or_ignored(
         assert all(0 < d <= BACKOFF_MAX_S for d in delays)
 
 
-async def test_throttle_storm_longer_than_the_retry_budget_stops_the_run(
-    make_sim, run, tmp_path
-):
+async def test_throttle_storm_longer_than_the_retry_budget_stops_the_run(make_sim, run, tmp_path):
     """A 429 storm on every DELETE stops the run after 30 throttled calls in a row: exit 1.
 
     Retrying each task through the storm would take hours at 1 request/s; the run
@@ -410,24 +416,6 @@ async def test_throttle_storm_on_the_listing_fails_closed_after_the_budget(make_
 
 
 # -- the command line never shows a traceback -------------------------------------------------
-
-
-async def cli(*args: str, env: dict[str, str]) -> tuple[int, str, str]:
-    """Run ``python -m cleanup`` as a user would; returns (exit code, stdout, stderr)."""
-    base = {k: v for k, v in os.environ.items() if not k.startswith(("NCLOUD_", "NCLUE_"))}
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "cleanup",
-        *args,
-        env={**base, **env},
-        stdin=asyncio.subprocess.DEVNULL,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    out, err = await asyncio.wait_for(proc.communicate(), timeout=90)
-    assert proc.returncode is not None
-    return proc.returncode, out.decode(), err.decode()
 
 
 CLI_CASES: dict[str, tuple[dict[str, Any], set[int]]] = {  # knobs, the exit codes allowed
