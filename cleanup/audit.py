@@ -107,6 +107,8 @@ class AuditLog:
         )
         self.outcomes: dict[Outcome, list[str]] = {o: [] for o in Outcome}
         self._ended: set[str] = set()
+        self.progress_events: Counter[str] = Counter()
+        """Non-terminal task lines written, by event (deleting, deferred, retrying)."""
 
     def event(self, event: str, **fields: Any) -> None:
         """Write one line (run-level or non-terminal task events)."""
@@ -114,6 +116,7 @@ class AuditLog:
 
     def task_event(self, event: str, task: Task, **fields: Any) -> None:
         """Write one non-terminal task line (``deleting``, ``deferred``, ``retrying``)."""
+        self.progress_events[event] += 1
         self._log.msg(event, **_task_fields(task), **fields)
 
     def finish(self, outcome: Outcome, task: Task, **fields: Any) -> None:

@@ -57,6 +57,8 @@ class RunSummary:
     policy_sha256: str
     error: str | None = None
     warnings: tuple[str, ...] = ()
+    progress_events: dict[str, int] = field(default_factory=dict)
+    """Non-terminal task events: DELETE attempts (deleting), deferrals, retries."""
     decisions: tuple[Decision, ...] = field(default=(), repr=False, compare=False)
 
     @property
@@ -71,6 +73,7 @@ class RunSummary:
             "exit_code": self.exit_code,
             "error": self.error,
             "warnings": list(self.warnings),
+            "progress_events": self.progress_events,
             "endpoint": self.endpoint,
             "policy_sha256": self.policy_sha256,
             "counts": self.counts,
@@ -378,9 +381,11 @@ class _Run:
         for (route, status), n in sorted(self.client.requests.items()):
             requests.setdefault(route, {})[str(status)] = n
         counts = self.audit.counts()
+        progress_events = dict(sorted(self.audit.progress_events.items()))
         self.audit.event(
             "run_finished",
             counts=counts,
+            progress_events=progress_events,
             requests=requests,
             requests_total=sum(self.client.requests.values()),
             duration_s=round(duration, 3),
@@ -394,6 +399,7 @@ class _Run:
             dry_run=not self.settings.apply,
             exit_code=exit_code,
             counts=counts,
+            progress_events=progress_events,
             task_ids={o.value: tuple(ids) for o, ids in self.audit.outcomes.items()},
             requests=requests,
             requests_total=sum(self.client.requests.values()),

@@ -82,6 +82,12 @@ def print_summary(summary: RunSummary, console: Console, audit_log: str) -> None
         + (f" ({per_task} per deleted task)" if per_task else "")
         + f"; duration {summary.duration_s:.1f}s; audit log: {audit_log}"
     )
+    waits = summary.progress_events
+    if waits.get("deferred") or waits.get("retrying"):
+        console.print(
+            f"busy tasks looked at again: {waits.get('deferred', 0)} times; "
+            f"transient errors retried: {waits.get('retrying', 0)}"
+        )
     for warning in summary.warnings:
         console.print(f"[yellow]warning:[/] {warning}")
     if summary.error:

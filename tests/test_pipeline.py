@@ -85,6 +85,7 @@ async def test_busy_task_waits_and_is_judged_on_final_status(make_sim, run):
     assert summary.exit_code == 0
     assert summary.task_ids["deleted"] == ("ok",)
     assert summary.task_ids["skipped"] == ("keep",)
+    assert summary.progress_events["deferred"] >= 2  # both were waited for
 
 
 async def test_still_busy_at_deadline_exits_4(make_sim, run):
@@ -131,7 +132,7 @@ async def test_transient_faults_all_end_deleted(make_sim, run, tmp_path):
     assert all(len(v) == 1 for v in terminal_by_task(records).values())
     # Every DELETE the server saw was announced by a write-ahead `deleting` line.
     deleting = sum(r["event"] == "deleting" for r in records)
-    assert deleting == sim.state.count(method="DELETE")
+    assert deleting == sim.state.count(method="DELETE") == summary.progress_events["deleting"]
 
 
 async def test_server_rate_limit_below_configured_rate(make_sim, run):
