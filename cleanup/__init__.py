@@ -9,9 +9,10 @@ The Python API is the pipeline the command line runs::
 __version__ = "0.1.0"
 
 from .credentials import Credentials
-from .pipeline import RunSummary, run_policy, run_policy_sync
+from .pipeline import run_policy, run_policy_sync
 from .policy import Policy, load_policy
 from .settings import Settings
+from .summary import RunSummary
 
 __all__ = [
     "Credentials",

@@ -14,7 +14,7 @@ import signal
 import time
 import uuid
 from collections.abc import Awaitable, Iterable, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -35,59 +35,11 @@ from .policy import Policy, load_policy, policy_from_mapping
 from .progress import ProgressReporter, RateWindow, Snapshot
 from .settings import Settings, operator, resolve_endpoint
 from .source import Lookup, Source, in_shard, read_ids
+from .summary import RunSummary
 
 log = structlog.get_logger(__name__)
 
 SIGNAL_EXIT = {"SIGINT": 130, "SIGTERM": 143}
-
-
-@dataclass(frozen=True, slots=True)
-class RunSummary:
-    """What a run did: counts and task IDs per outcome, requests sent, exit code."""
-
-    run_id: str
-    dry_run: bool
-    exit_code: int
-    counts: dict[str, int]
-    task_ids: dict[str, tuple[str, ...]]
-    requests: dict[str, dict[str, int]]
-    requests_total: int
-    duration_s: float
-    endpoint: str
-    policy_sha256: str
-    error: str | None = None
-    warnings: tuple[str, ...] = ()
-    progress_events: dict[str, int] = field(default_factory=dict)
-    """Non-terminal task events: DELETE attempts (deleting), deferrals, retries."""
-    decisions: tuple[Decision, ...] = field(default=(), repr=False, compare=False)
-
-    @property
-    def deleted(self) -> tuple[str, ...]:
-        return self.task_ids.get(Outcome.DELETED.value, ())
-
-    def to_json(self) -> dict[str, Any]:
-        deleted = self.counts.get(Outcome.DELETED.value, 0)
-        return {
-            "run_id": self.run_id,
-            "dry_run": self.dry_run,
-            "exit_code": self.exit_code,
-            "error": self.error,
-            "warnings": list(self.warnings),
-            "progress_events": self.progress_events,
-            "endpoint": self.endpoint,
-            "policy_sha256": self.policy_sha256,
-            "counts": self.counts,
-            "task_ids": {k: list(v) for k, v in self.task_ids.items()},
-            "requests": self.requests,
-            "requests_total": self.requests_total,
-            "requests_per_deleted_task": round(self.requests_total / deleted, 4)
-            if deleted
-            else None,
-            "achieved_delete_rate": round(deleted / self.duration_s, 3)
-            if self.duration_s > 0
-            else None,
-            "duration_s": round(self.duration_s, 3),
-        }
 
 
 async def run_policy(
@@ -244,7 +196,7 @@ class _Run:
         kept = newest_per_name(
             account if account is not None else candidates, self.policy.filters.keep_latest
         )
-        self.decisions = plan(candidates, self.policy, now, account=account)
+        self.decisions = plan(candidates, self.policy, now, kept=kept)
         self._settle_lookup(lookup)
         for d in self.decisions:
             if d.action is Action.SKIP:

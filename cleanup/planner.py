@@ -106,8 +106,15 @@ def plan(
     now: datetime,
     *,
     account: Iterable[Task] | None = None,
+    kept: frozenset[str] | None = None,
 ) -> list[Decision]:
-    """Decide every candidate. ``account`` is the complete listing (for keep_latest)."""
+    """Decide every candidate.
+
+    ``account`` is the complete listing keep_latest is counted over (default: the
+    candidates); ``kept`` is ``newest_per_name`` of it, when the caller has it already.
+    """
     candidates = list(candidates)
-    kept = newest_per_name(candidates if account is None else account, policy.filters.keep_latest)
+    if kept is None:
+        group = candidates if account is None else account
+        kept = newest_per_name(group, policy.filters.keep_latest)
     return [judge(task, policy, now, kept) for task in candidates]

@@ -16,8 +16,8 @@ from rich.console import Console
 from rich.table import Table
 
 from .model import Action, Decision
-from .pipeline import RunSummary
 from .settings import Settings
+from .summary import RunSummary
 
 EXIT_MEANING = {
     0: "done",

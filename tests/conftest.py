@@ -18,8 +18,8 @@ from typing import Any
 import pytest
 
 from cleanup import Credentials, Settings, run_policy
-from cleanup.pipeline import RunSummary
 from cleanup.simulator import SimConfig, SimState, Simulator
+from cleanup.summary import RunSummary
 
 AK, SK = "sim-access-key", "sim-secret-key"
 CREDS = Credentials(AK, SK)
