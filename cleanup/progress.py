@@ -107,7 +107,7 @@ class LiveProgress:
 class LogProgress:
     """A structured ``progress`` log line every few seconds (Kubernetes, CI)."""
 
-    def __init__(self, interval_s: float = 10.0) -> None:
+    def __init__(self, interval_s: float = 5.0) -> None:
         self.interval_s = interval_s
 
     def update(self, snapshot: Snapshot) -> None:
