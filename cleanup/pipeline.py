@@ -283,20 +283,22 @@ class _Run:
         if lookup is not None:
             listed = {t.task_id for t in tasks}
             tasks += [t for i, t in lookup.found.items() if i not in listed]
-        if s.shard_count > 1:
-            tasks = [t for t in tasks if in_shard(t.task_id, s.shard_index, s.shard_count)]
-        return tasks
+        return [t for t in tasks if self._mine(t.task_id)]
+
+    def _mine(self, task_id: str) -> bool:
+        """Whether this process's shard handles ``task_id`` (always, when not sharded)."""
+        s = self.settings
+        return s.shard_count == 1 or in_shard(task_id, s.shard_index, s.shard_count)
 
     def _settle_lookup(self, lookup: Lookup | None) -> None:
         """Explicit IDs the server does not know are already absent; unreadable ones failed."""
         if lookup is None:
             return
-        s = self.settings
         for task_id in sorted(lookup.absent):
-            if s.shard_count == 1 or in_shard(task_id, s.shard_index, s.shard_count):
+            if self._mine(task_id):
                 self.audit.finish(Outcome.ALREADY_ABSENT, Task(task_id), evidence="not found")
         for task_id, error in lookup.failed.items():
-            if s.shard_count == 1 or in_shard(task_id, s.shard_index, s.shard_count):
+            if self._mine(task_id):
                 self.audit.finish(
                     Outcome.FAILED, Task(task_id), error=str(error), http_status=error.status
                 )
