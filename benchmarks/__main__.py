@@ -16,7 +16,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import aiohttp
@@ -73,7 +73,7 @@ def load() -> str:
 
 
 def report(rows: list[Row], command: str, elapsed: float, load_before: str) -> str:
-    stamp = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    stamp = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     return (
         f"{table(rows)}\n\n"
         f"Machine: {machine()}; 1-minute load average {load_before} before the run, "

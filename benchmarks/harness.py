@@ -145,7 +145,7 @@ def policy(select: dict[str, Any], rate: float, concurrency: int = 8) -> dict[st
     return {
         "version": 1,
         "select": select,
-        "limits": {"rate": rate, "concurrency": concurrency},
+        "limits": {"rate": rate, "concurrency": concurrency, "max_deletions_percent": 100},
         "retry": dict(FAST_RETRY),
     }
 

@@ -1,78 +1,188 @@
-"""The audit log: JSON lines with a fixed vocabulary, hash-chained, flushed per line.
+"""The audit log: JSON lines with a fixed vocabulary, hash-chained, one write per line.
 
-It is a structlog logger of its own (not the debug log). Every line has ``event``,
-``timestamp`` (ISO 8601 UTC), ``run_id`` and ``prev_sha256``: the sha256 of the line
-before it in the same file (``GENESIS`` for a file's first line), so that
-``nclue-cleanup audit verify`` can find the first line that was altered or lost.
-The file is created owner-read/write only, appended to, flushed after every line,
-and fsynced every few seconds and at the end of the run.
+Every line has ``event``, ``timestamp`` (ISO 8601 UTC), ``run_id`` and
+``prev_sha256``: the sha256 of the line before it in the same file (``GENESIS`` for a
+file's first line), so ``nclue-cleanup audit verify`` finds the first line that was
+altered or lost. A line is written whole with one ``write()`` or not at all: a short
+write, a full disk, a read-only file or a closed pipe raises ``AuditWriteError``, and
+from then on nothing more is written (the caller sends no further DELETE).
+
+Sinks are a seam (``AuditSink``): a regular file, opened without following a
+symlink, created owner-only, locked against a second run, appended to and fsynced
+every few seconds and at the end; or standard output.
 """
 
 from __future__ import annotations
 
+import errno
+import fcntl
 import hashlib
 import json
 import os
-import sys
+import stat
 import time
-from collections import Counter
-from collections.abc import MutableMapping
-from dataclasses import dataclass
+from collections.abc import Callable
 from pathlib import Path
-from typing import IO, Any
+from typing import Any, Protocol
 
-import structlog
-
-from .model import Outcome, Task
+from .errors import AuditWriteError, UsageError
+from .model import Task
+from .untrusted import cut_name
 
 GENESIS = "0" * 64
 _FSYNC_EVERY_S = 2.0
+_ENCODE = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), default=str).encode
 
 
-class _ChainedWriter:
-    """A structlog logger that appends lines and remembers the last line's sha256."""
+class AuditSink(Protocol):
+    """Where audit lines go."""
 
-    def __init__(self, stream: IO[bytes], last_sha256: str, fsync: bool) -> None:
-        self._stream = stream
-        self.last_sha256 = last_sha256
-        self._fsync = fsync
-        self._synced_at = time.monotonic()
+    name: str
+    last_sha256: str
+    """sha256 of the last line already there (``GENESIS`` for a new stream)."""
 
-    def msg(self, message: str) -> None:
-        line = message.encode("utf-8")
-        self._stream.write(line + b"\n")
-        self._stream.flush()
-        self.last_sha256 = hashlib.sha256(line).hexdigest()
-        if self._fsync and time.monotonic() - self._synced_at > _FSYNC_EVERY_S:
+    def write(self, line: bytes) -> None:
+        """Write one whole line (newline included) or raise ``AuditWriteError``."""
+
+    def sync(self) -> None: ...
+
+    def close(self) -> None: ...
+
+
+class FileSink:
+    """An append-only regular file, never through a symlink, locked for this run."""
+
+    def __init__(self, path: str | Path, *, clock: Callable[[], float] = time.monotonic) -> None:
+        self.name = str(path)
+        self._clock = clock
+        self._synced_at = clock()
+        flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC
+        try:
+            self._fd = os.open(self.name, flags, 0o600)
+        except OSError as exc:
+            raise UsageError(_open_problem(self.name, exc)) from None
+        try:
+            if not stat.S_ISREG(os.fstat(self._fd).st_mode):
+                raise UsageError(f"audit log {self.name}: not a regular file")
+            try:
+                fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                raise UsageError(
+                    f"audit log {self.name}: another run is writing it now; wait for it or "
+                    "use another --audit-log"
+                ) from None
+            self.last_sha256 = self._close_off_last_line()
+        except BaseException:
+            os.close(self._fd)
+            raise
+
+    def _close_off_last_line(self) -> str:
+        last = _last_line(self.name)
+        if last is None:
+            return GENESIS
+        if not last.endswith(b"\n"):  # a torn line from a killed run: close it off
+            self.write(b"\n")
+        return hashlib.sha256(last.rstrip(b"\n")).hexdigest()
+
+    def write(self, line: bytes) -> None:
+        try:
+            written = os.write(self._fd, line)
+        except OSError as exc:
+            raise AuditWriteError(
+                f"audit log {self.name}: cannot write ({exc.strerror}); no further DELETE is sent"
+            ) from None
+        if written != len(line):
+            raise AuditWriteError(
+                f"audit log {self.name}: short write ({written} of {len(line)} bytes, disk "
+                "full?); no further DELETE is sent"
+            )
+        if self._clock() - self._synced_at > _FSYNC_EVERY_S:
             self.sync()
 
     def sync(self) -> None:
-        self._stream.flush()
-        if self._fsync:
-            os.fsync(self._stream.fileno())
-            self._synced_at = time.monotonic()
+        try:
+            os.fsync(self._fd)
+        except OSError as exc:
+            if exc.errno not in (errno.EINVAL, errno.EROFS):
+                raise AuditWriteError(
+                    f"audit log {self.name}: cannot sync ({exc.strerror})"
+                ) from None
+        self._synced_at = self._clock()
+
+    def close(self) -> None:
+        try:
+            self.sync()
+        finally:
+            os.close(self._fd)
 
 
-class _ChainedRenderer:
-    """The audit log's one structlog processor: fixed field order, chain, JSON.
+class StreamSink:
+    """Standard output (``--audit-log -``): lines for a log pipeline, flushed per line."""
 
-    One processor instead of TimeStamper + a chain step + JSONRenderer: the audit log
-    writes two lines per deleted task, so its cost is part of the client's CPU per
-    delete (see benchmarks/RESULTS.md).
-    """
+    def __init__(self, fd: int = 1) -> None:
+        self.name = "-"
+        self.last_sha256 = GENESIS
+        self._fd = fd
 
-    def __init__(self, run_id: str, writer: _ChainedWriter) -> None:
-        self._run_id = run_id
-        self._writer = writer
-        self._encode = json.JSONEncoder(ensure_ascii=False, default=str).encode
+    def write(self, line: bytes) -> None:
+        view = memoryview(line)
+        try:
+            while view:
+                view = view[os.write(self._fd, view) :]
+        except BrokenPipeError:
+            raise AuditWriteError("audit log on stdout: the reader closed the pipe") from None
+        except OSError as exc:
+            raise AuditWriteError(f"audit log on stdout: cannot write ({exc.strerror})") from None
+
+    def sync(self) -> None:
+        return None
+
+    def close(self) -> None:
+        return None
+
+
+def open_sink(path: str) -> AuditSink:
+    return StreamSink() if path == "-" else FileSink(path)
+
+
+class AuditLog:
+    """Renders and chains audit lines; after a failed write it writes nothing more."""
+
+    def __init__(self, sink: AuditSink, run_id: str) -> None:
+        self.sink = sink
+        self.run_id = run_id
+        self.head_sha256 = sink.last_sha256
+        self.failure: AuditWriteError | None = None
+        self.captured: list[bytes] | None = None
+        """This run's lines, kept when they must be archived at the end."""
         self._second = -1
         self._prefix = ""
 
-    def __call__(self, _: object, __: str, fields: MutableMapping[str, Any]) -> str:
-        head = {"event": fields.pop("event"), "timestamp": self._timestamp()}
-        # run_id and prev_sha256 come last in the merge: no field can overwrite them.
-        line = {**head, **fields, "run_id": self._run_id, "prev_sha256": self._writer.last_sha256}
-        return self._encode(line)
+    def write(self, event: str, **fields: Any) -> None:
+        """Write one line; raises ``AuditWriteError`` (now and on every later call)."""
+        if self.failure is not None:
+            raise self.failure
+        record = {"event": event, "timestamp": self._timestamp(), **fields}
+        record["run_id"] = self.run_id
+        record["prev_sha256"] = self.head_sha256
+        line = _ENCODE(record).encode("utf-8")
+        try:
+            self.sink.write(line + b"\n")
+        except AuditWriteError as exc:
+            self.failure = exc
+            raise
+        self.head_sha256 = hashlib.sha256(line).hexdigest()
+        if self.captured is not None:
+            self.captured.append(line + b"\n")
+
+    def task(self, event: str, task: Task, **fields: Any) -> None:
+        self.write(event, **task_fields(task), **fields)
+
+    def close(self) -> None:
+        try:
+            self.sink.close()
+        except AuditWriteError as exc:
+            self.failure = self.failure or exc
 
     def _timestamp(self) -> str:
         """ISO 8601 UTC with microseconds; the part up to the second is reused."""
@@ -84,89 +194,28 @@ class _ChainedRenderer:
         return f"{self._prefix}.{int((now - second) * 1e6):06d}Z"
 
 
-class AuditLog:
-    """Writes audit events and guarantees one terminal event per task."""
-
-    def __init__(self, path: str | Path, run_id: str) -> None:
-        self.path = str(path)
-        self.run_id = run_id
-        if self.path == "-":
-            stream: IO[bytes] = sys.stdout.buffer
-            self._writer = _ChainedWriter(stream, GENESIS, fsync=False)
-            self._owned = False
-        else:
-            stream, last = _open_for_append(Path(self.path))
-            self._writer = _ChainedWriter(stream, last, fsync=True)
-            self._owned = True
-        self._stream = stream
-        self._log = structlog.wrap_logger(
-            self._writer,
-            processors=[_ChainedRenderer(run_id, self._writer)],
-            wrapper_class=structlog.BoundLogger,  # not the debug log's level filter
-            cache_logger_on_first_use=True,
-        )
-        self.outcomes: dict[Outcome, list[str]] = {o: [] for o in Outcome}
-        self._ended: set[str] = set()
-        self.progress_events: Counter[str] = Counter()
-        """Non-terminal task lines written, by event (deleting, deferred, retrying)."""
-
-    def event(self, event: str, **fields: Any) -> None:
-        """Write one line (run-level or non-terminal task events)."""
-        self._log.msg(event, **fields)
-
-    def task_event(self, event: str, task: Task, **fields: Any) -> None:
-        """Write one non-terminal task line (``deleting``, ``deferred``, ``retrying``)."""
-        self.progress_events[event] += 1
-        self._log.msg(event, **_task_fields(task), **fields)
-
-    def finish(self, outcome: Outcome, task: Task, **fields: Any) -> None:
-        """Write a task's terminal line; a second terminal line for a task is a bug."""
-        if task.task_id in self._ended:
-            raise RuntimeError(f"task {task.task_id} already has a terminal audit event")
-        self._ended.add(task.task_id)
-        self.outcomes[outcome].append(task.task_id)
-        self._log.msg(outcome.value, **_task_fields(task), **fields)
-
-    def ended(self, task_id: str) -> bool:
-        return task_id in self._ended
-
-    @property
-    def ended_count(self) -> int:
-        return len(self._ended)
-
-    def counts(self) -> dict[str, int]:
-        return {o.value: len(ids) for o, ids in self.outcomes.items()}
-
-    def close(self) -> None:
-        self._writer.sync()
-        if self._owned:
-            self._stream.close()
-
-
-def _task_fields(task: Task) -> dict[str, Any]:
+def task_fields(task: Task) -> dict[str, Any]:
     fields: dict[str, Any] = {"task_id": task.task_id}
     if task.task_name is not None:
-        fields["task_name"] = task.task_name
+        name, cut = cut_name(task.task_name)
+        fields["task_name"] = name
+        if cut:
+            fields["task_name_truncated"] = True
     if task.status is not None:
-        fields["status"] = task.status
+        fields["status"] = task.status[:64]
     return fields
 
 
-def _open_for_append(path: Path) -> tuple[IO[bytes], str]:
-    """Open (creating 0600) for appending; return the sha256 of its last line."""
-    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
-    stream = os.fdopen(fd, "ab", buffering=0)  # one write() per line, no copy, no flush
-    last = _last_line(path)
-    if last is None:
-        return stream, GENESIS
-    if not last.endswith(b"\n"):  # a torn line from a killed run: close it off
-        stream.write(b"\n")
-        stream.flush()
-    return stream, hashlib.sha256(last.rstrip(b"\n")).hexdigest()
+def _open_problem(path: str, exc: OSError) -> str:
+    if exc.errno == errno.ELOOP:
+        return f"audit log {path}: is a symlink; give the real path (links are not followed)"
+    if exc.errno == errno.EISDIR:
+        return f"audit log {path}: is a directory; expected a file path"
+    return f"audit log {path}: cannot open for appending ({exc.strerror})"
 
 
-def _last_line(path: Path) -> bytes | None:
-    with path.open("rb") as fh:
+def _last_line(path: str) -> bytes | None:
+    with open(path, "rb") as fh:
         fh.seek(0, os.SEEK_END)
         end = fh.tell()
         if end == 0:
@@ -181,39 +230,3 @@ def _last_line(path: Path) -> bytes | None:
             if cut >= 0:
                 return chunk[cut + 1 :]
         return chunk
-
-
-@dataclass(frozen=True, slots=True)
-class Verification:
-    """The result of checking an audit log's hash chain."""
-
-    ok: bool
-    lines: int
-    broken_line: int | None = None
-    problem: str | None = None
-    events: Counter[str] | None = None
-
-
-def verify(path: str | Path) -> Verification:
-    """Check every line parses and carries the sha256 of the line before it."""
-    events: Counter[str] = Counter()
-    previous = GENESIS
-    number = 0
-    with Path(path).open("rb") as fh:
-        for number, raw in enumerate(fh, start=1):
-            line = raw.rstrip(b"\n")
-            try:
-                record = json.loads(line)
-            except ValueError:
-                problem = "not a JSON object (a torn write, or edited)"
-                return Verification(False, number, number, problem, events)
-            if not isinstance(record, dict):
-                return Verification(False, number, number, "not a JSON object", events)
-            if record.get("prev_sha256") != previous:
-                problem = (
-                    "prev_sha256 does not match the line before it (edited, removed or reordered)"
-                )
-                return Verification(False, number, number, problem, events)
-            events[str(record.get("event"))] += 1
-            previous = hashlib.sha256(line).hexdigest()
-    return Verification(True, number, events=events)

@@ -7,22 +7,21 @@ import asyncio
 import logging
 import os
 import sys
-from collections.abc import Sequence
-from datetime import datetime, timezone
+import threading
+from collections.abc import MutableMapping, Sequence
 from pathlib import Path
-from typing import TextIO, cast
+from typing import Any, TextIO, cast
 
 import structlog
-from rich.console import Console
 
 from . import __version__
-from .audit import verify
+from .auditview import add_parsers as add_audit_parsers
+from .console import Outputs, execute
 from .credentials import Credentials, load_credentials
-from .errors import UsageError
-from .pipeline import run_policy
+from .describe import describe, policy_warnings
+from .errors import CleanupError, UsageError
+from .planview import add_parser as add_plan_parser
 from .policy import Policy, load_policy
-from .progress import LiveProgress, LogProgress, ProgressReporter
-from .report import export_metrics, print_plan, print_summary, write_summary_json
 from .settings import (
     DEFAULT_AUDIT_LOG,
     TRIGGERS,
@@ -31,7 +30,9 @@ from .settings import (
     resolve_shard,
     resolve_trigger,
 )
+from .simulator.cli import add_simulator_commands
 from .source import read_ids
+from .untrusted import printable
 
 log = structlog.get_logger("nclue_cleanup")
 
@@ -39,31 +40,68 @@ log = structlog.get_logger("nclue_cleanup")
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``nclue-cleanup`` and ``python -m cleanup``."""
     args = build_parser().parse_args(argv)
-    configure_logging(verbose=getattr(args, "verbose", False))
+    verbose = getattr(args, "verbose", False)
+    configure_logging(verbose=verbose)
     try:
         code: int = args.handler(args)
-    except UsageError as exc:
+    except CleanupError as exc:
         print(f"nclue-cleanup: error: {exc}", file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:
+        _quiet_stdout()
+        print("nclue-cleanup: stdout was closed; stopped", file=sys.stderr)
+        return 1
+    except Exception as exc:
+        if verbose:
+            raise
+        print(
+            f"nclue-cleanup: internal error: {type(exc).__name__}: {printable(str(exc))} "
+            "(run with -v for the traceback)",
+            file=sys.stderr,
+        )
+        return 1
     return code
 
 
+def _quiet_stdout() -> None:
+    """After a closed pipe, point stdout at /dev/null so the interpreter's flush is quiet."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+
+
+def _drop_traceback(_: Any, __: str, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
+    event.pop("exc_info", None)
+    return event
+
+
 def configure_logging(*, verbose: bool = False) -> None:
-    """structlog once: readable on a terminal, JSON lines (to stderr) everywhere else."""
+    """structlog once: readable on a terminal, JSON lines (to stderr) everywhere else.
+
+    Tracebacks only with ``-v``, and never with local variables (they can hold signed
+    request headers).
+    """
     level = logging.DEBUG if verbose else logging.INFO
+    colors = sys.stderr.isatty() and not os.environ.get("NO_COLOR")
     renderer: structlog.types.Processor
-    if sys.stderr.isatty():
-        renderer = structlog.dev.ConsoleRenderer()
-    else:
-        renderer = structlog.processors.JSONRenderer()
     processors: list[structlog.types.Processor] = [
         structlog.processors.add_log_level,
         structlog.processors.TimeStamper(fmt="iso", utc=True),
     ]
-    if not sys.stderr.isatty():
-        processors.append(structlog.processors.dict_tracebacks)
+    if not verbose:
+        processors.append(_drop_traceback)
+    if sys.stderr.isatty():
+        renderer = structlog.dev.ConsoleRenderer(
+            colors=colors, exception_formatter=structlog.dev.plain_traceback
+        )
+    else:
+        processors.append(
+            structlog.processors.ExceptionRenderer(
+                structlog.tracebacks.ExceptionDictTransformer(show_locals=False)
+            )
+        )
+        renderer = structlog.processors.JSONRenderer()
     structlog.configure(
         processors=[*processors, renderer],
         wrapper_class=structlog.make_filtering_bound_logger(level),
@@ -82,189 +120,189 @@ class _Stderr:
         sys.stderr.flush()
 
 
+def _parser(commands: Any, name: str, **kwargs: Any) -> argparse.ArgumentParser:
+    parser: argparse.ArgumentParser = commands.add_parser(name, allow_abbrev=False, **kwargs)
+    return parser
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="nclue-cleanup",
         description="Bulk, rate-limited, audited cleanup of NCLUE task models.",
+        allow_abbrev=False,
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
-    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging, tracebacks")
     commands = parser.add_subparsers(dest="command", required=True)
+    _add_run(commands)
 
-    run = commands.add_parser("run", help="plan (dry run) or --apply a policy")
-    run.add_argument("-v", "--verbose", action="store_true", default=argparse.SUPPRESS)
-    run.add_argument("--policy", required=True, help="policy YAML file")
-    run.add_argument("--apply", action="store_true", help="delete (default: dry run)")
-    run.add_argument("--endpoint", help="API base URL (env NCLUE_ENDPOINT, policy, default)")
-    run.add_argument("--audit-log", default=DEFAULT_AUDIT_LOG, help="JSON lines file, - = stdout")
-    run.add_argument("--summary-json", help="write the run summary as JSON here")
-    run.add_argument("--credentials-file", help="Secret mount or ~/.ncloud/configure")
-    run.add_argument("--ids-from", help="extra task IDs, one per line (- = stdin)")
-    plan = run.add_mutually_exclusive_group()
-    plan.add_argument("--plan-out", help="dry run: write the plan (IDs, policy sha256) here")
-    plan.add_argument("--plan", dest="plan_in", help="--apply exactly this plan's IDs")
-    run.add_argument("--trigger", choices=TRIGGERS, help="env NCLUE_CLEANUP_TRIGGER, default adhoc")
-    run.add_argument("--shard-index", type=int, help="default env JOB_COMPLETION_INDEX")
-    run.add_argument("--shard-count", type=int, help="number of shards (pods)")
-    run.add_argument("--metrics-textfile", help="Prometheus textfile collector path")
-    run.add_argument("--pushgateway", help="Prometheus Pushgateway URL")
-    run.add_argument(
-        "--shutdown-grace",
-        type=float,
-        default=20.0,
-        help="seconds in-flight calls get after SIGTERM/SIGINT (default 20)",
-    )
-    run.set_defaults(handler=_run)
-
-    validate = commands.add_parser("validate", help="check a policy and say what it selects")
+    validate = _parser(commands, "validate", help="check a policy and say what it selects")
     validate.add_argument("--policy", required=True)
+    validate.add_argument(
+        "--estimate-tasks", type=int, metavar="N", help="estimate a run over N tasks"
+    )
     validate.set_defaults(handler=_validate)
 
-    audit = commands.add_parser("audit", help="audit log tools")
-    audit_commands = audit.add_subparsers(dest="audit_command", required=True)
-    check = audit_commands.add_parser("verify", help="check an audit log's hash chain")
-    check.add_argument("path")
-    check.set_defaults(handler=_audit_verify)
-
-    from .simulator.cli import add_simulator_commands
-
+    plan = _parser(commands, "plan", help="reviewed plans")
+    add_plan_parser(plan.add_subparsers(dest="plan_command", required=True))
+    audit = _parser(commands, "audit", help="audit log tools")
+    add_audit_parsers(audit.add_subparsers(dest="audit_command", required=True))
     add_simulator_commands(commands)
     return parser
 
 
+def _add_run(commands: Any) -> None:
+    run = _parser(commands, "run", help="plan (dry run) or --apply a policy")
+    run.add_argument("-v", "--verbose", action="store_true", default=argparse.SUPPRESS)
+    run.add_argument("--policy", help="policy YAML file")
+    mode = run.add_mutually_exclusive_group()
+    mode.add_argument("--apply", action="store_true", help="delete (default: dry run)")
+    mode.add_argument("--dry-run", action="store_true", help="plan only (the default)")
+    run.add_argument("--yes", action="store_true", help="do not ask before --apply deletes")
+    run.add_argument("--endpoint", help="API base URL (env NCLUE_ENDPOINT, policy, default)")
+    run.add_argument("--audit-log", default=DEFAULT_AUDIT_LOG, help="JSON lines file, - = stdout")
+    run.add_argument("--audit-skipped", choices=("selected", "all"), default="selected")
+    run.add_argument("--summary-json", help="write the run summary as JSON here (- = stdout)")
+    run.add_argument("--output", choices=("table", "json"), default="table")
+    run.add_argument("--credentials-file", help="Secret mount, KEY=value file or configure")
+    run.add_argument("--ids-from", help="extra task IDs, one per line (- = stdin)")
+    plan = run.add_mutually_exclusive_group()
+    plan.add_argument("--plan-out", help="dry run: write the plan here for review")
+    plan.add_argument("--plan", dest="plan_in", help="--apply exactly this reviewed plan")
+    run.add_argument("--trigger", choices=TRIGGERS, help="env NCLUE_CLEANUP_TRIGGER, default adhoc")
+    run.add_argument("--shard-index", type=int, help="default env JOB_COMPLETION_INDEX")
+    run.add_argument("--shard-count", type=int, help="number of shards (pods)")
+    run.add_argument("--accounts", help="run several accounts from this file (no --policy)")
+    run.add_argument("--shared-budget", help="coordination service URL (env NCLUE_SHARED_BUDGET)")
+    run.add_argument("--metrics-textfile", help="Prometheus textfile collector path")
+    run.add_argument("--pushgateway", help="Prometheus Pushgateway URL")
+    run.add_argument("--notify", help="webhook URL for the summary (Slack-compatible)")
+    run.add_argument("--audit-archive", help="s3://bucket/prefix for the audit log and summary")
+    run.add_argument("--archive-endpoint", help="S3-compatible endpoint (NCP Object Storage)")
+    run.add_argument("--archive-region", help="S3 region (default from the endpoint)")
+    run.add_argument("--archive-credentials-file", help="Secret mount or KEY=value file")
+    run.add_argument(
+        "--shutdown-grace",
+        type=float,
+        default=20.0,
+        help="seconds in-flight calls get after SIGTERM/SIGINT/SIGHUP (default 20)",
+    )
+    run.set_defaults(handler=_run)
+
+
+def _outputs(args: argparse.Namespace) -> Outputs:
+    return Outputs(
+        output=args.output,
+        yes=args.yes,
+        notify=args.notify,
+        audit_archive=args.audit_archive,
+        archive_endpoint=args.archive_endpoint,
+        archive_region=args.archive_region,
+        archive_credentials_file=args.archive_credentials_file,
+    )
+
+
 def _run(args: argparse.Namespace) -> int:
+    if args.accounts:
+        if args.policy:
+            raise UsageError("--accounts runs each account's own policy: drop --policy")
+        from .accounts import run_accounts
+
+        return run_accounts(args, _outputs(args))
+    if not args.policy:
+        raise UsageError("run needs --policy FILE (or --accounts FILE)")
     policy = load_policy(args.policy, ids_elsewhere=bool(args.ids_from or args.plan_in))
-    if args.plan_in and not args.apply:
-        raise UsageError("--plan applies a reviewed plan: add --apply (or drop --plan)")
-    index, count = resolve_shard(args.shard_index, args.shard_count, os.environ)
-    settings = Settings(
-        apply=args.apply,
-        endpoint=resolve_endpoint(args.endpoint, os.environ, policy.endpoint),
-        audit_log=args.audit_log,
-        summary_json=args.summary_json,
-        extra_ids=tuple(_ids_from(args.ids_from)) if args.ids_from else (),
-        plan_out=args.plan_out,
-        plan_in=args.plan_in,
-        trigger=resolve_trigger(args.trigger, os.environ),
-        shard_index=index,
-        shard_count=count,
-        metrics_textfile=args.metrics_textfile,
-        pushgateway=args.pushgateway,
-        shutdown_grace_s=args.shutdown_grace,
-    )
     credentials = load_credentials(credentials_file=args.credentials_file)
-    return execute(policy, settings, credentials)
+    settings = settings_from(args, policy, credentials)
+    return execute(policy, settings, credentials, _outputs(args), confirm=_confirmer(args))
 
 
-def execute(policy: Policy, settings: Settings, credentials: Credentials) -> int:
-    """Run, then report to the console, the summary file and the metrics."""
-    live = sys.stderr.isatty()
-    progress: ProgressReporter = LiveProgress(Console(stderr=True)) if live else LogProgress()
-    summary = asyncio.run(
-        run_policy(
-            policy,
-            settings=settings,
-            credentials=credentials,
-            handle_signals=True,
-            progress=progress if settings.apply else None,
-        )
-    )
-    console = Console(
-        file=sys.stderr if settings.audit_log == "-" else sys.stdout,
-        width=None if sys.stdout.isatty() else 120,
-    )
-    if summary.dry_run:
-        print_plan(summary.decisions, datetime.now(timezone.utc), console)
-    print_summary(summary, console, settings.audit_log)
-    if settings.summary_json:
-        write_summary_json(summary, settings.summary_json)
-    if settings.metrics_textfile or settings.pushgateway:
-        try:
-            export_metrics(summary, settings)
-        except OSError as exc:
-            log.error("metrics_export_failed", error=str(exc))
-    return summary.exit_code
+def settings_from(
+    args: argparse.Namespace, policy: Policy, credentials: Credentials, **overrides: Any
+) -> Settings:
+    index, count = resolve_shard(args.shard_index, args.shard_count, os.environ)
+    ids = _ids_from(args.ids_from, credentials) if args.ids_from else ()
+    fields: dict[str, Any] = {
+        "apply": args.apply,
+        "endpoint": resolve_endpoint(args.endpoint, os.environ, policy.endpoint),
+        "audit_log": args.audit_log,
+        "audit_skipped": args.audit_skipped,
+        "summary_json": args.summary_json,
+        "extra_ids": tuple(ids),
+        "plan_out": args.plan_out,
+        "plan_in": args.plan_in,
+        "trigger": resolve_trigger(args.trigger, os.environ),
+        "shard_index": index,
+        "shard_count": count,
+        "metrics_textfile": args.metrics_textfile,
+        "pushgateway": args.pushgateway,
+        "shutdown_grace_s": args.shutdown_grace,
+        "shared_budget": args.shared_budget or os.environ.get("NCLUE_SHARED_BUDGET") or None,
+    }
+    fields.update(overrides)
+    return Settings(**fields)
 
 
-def _ids_from(source: str) -> list[str]:
+def _ids_from(source: str, credentials: Credentials) -> list[str]:
+    secrets = (credentials.secret_key,)
     if source == "-":
-        return read_ids(sys.stdin, "stdin")
-    try:
-        lines = Path(source).read_text().splitlines()
-    except OSError as exc:
-        raise UsageError(f"--ids-from {source}: cannot read ({exc.strerror})") from None
-    return read_ids(lines, source)
+        ids = read_ids(sys.stdin, "stdin", secrets=secrets)
+        where = "stdin"
+    else:
+        try:
+            raw = Path(source).read_bytes()
+        except OSError as exc:
+            raise UsageError(f"--ids-from {source}: cannot read ({exc.strerror})") from None
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError:
+            raise UsageError(f"--ids-from {source}: not UTF-8 text") from None
+        ids = read_ids(text.splitlines(), source, secrets=secrets)
+        where = source
+    if not ids:
+        raise UsageError(
+            f"--ids-from {where}: no task IDs in it (empty, or only comments); nothing to do"
+        )
+    return ids
+
+
+def _confirmer(args: argparse.Namespace) -> Any:
+    """On a terminal, --apply asks first (type the number of tasks); --yes skips it."""
+    if not args.apply or args.yes or not (sys.stdin.isatty() and sys.stderr.isatty()):
+        return None
+
+    async def confirm(count: int) -> bool:
+        prompt = f"--apply will delete up to {count} tasks. Type {count} to go on: "
+        answer = await _read_line(prompt)
+        return answer.strip() == str(count)
+
+    return confirm
+
+
+async def _read_line(prompt: str) -> str:
+    """Read a line from the terminal without blocking the event loop (or its exit)."""
+    loop = asyncio.get_running_loop()
+    future: asyncio.Future[str] = loop.create_future()
+
+    def answer(line: str) -> None:
+        if not future.done():
+            future.set_result(line)
+
+    def reader() -> None:
+        sys.stderr.write(prompt)
+        sys.stderr.flush()
+        loop.call_soon_threadsafe(answer, sys.stdin.readline())
+
+    threading.Thread(target=reader, name="nclue-cleanup-confirm", daemon=True).start()
+    return await future
 
 
 def _validate(args: argparse.Namespace) -> int:
     # A policy may leave the IDs to --ids-from (post-training); `run` enforces that.
     policy = load_policy(args.policy, ids_elsewhere=True)
-    print(describe(policy))
+    if args.estimate_tasks is not None and args.estimate_tasks < 0:
+        raise UsageError("--estimate-tasks: expected a whole number of at least 0")
+    print(describe(policy, estimate_tasks=args.estimate_tasks))
+    for warning in policy_warnings(policy):
+        print(f"warning: {warning}")
     return 0
-
-
-def describe(policy: Policy) -> str:
-    """The normalized policy, and what it selects, in words."""
-    s, f, p, lim, r = policy.selection, policy.filters, policy.protect, policy.limits, policy.retry
-    sources = []
-    if s.all:
-        sources.append("every task in the account (full listing)")
-    if s.ids:
-        sources.append(f"{len(s.ids)} explicit task IDs")
-    if s.ids_file:
-        sources.append(f"the IDs listed in {s.ids_file}")
-    if not sources:
-        sources.append("nothing by itself: give task IDs with run --ids-from FILE|- or --plan")
-    rules = [f"status is one of {', '.join(sorted(f.statuses))}"]
-    if f.name_glob:
-        rules.append(f"name matches {f.name_glob!r}")
-    if f.name_regex:
-        rules.append(f"name fully matches /{f.name_regex.pattern}/")
-    if f.older_than_s is not None:
-        rules.append(f"created more than {_duration(f.older_than_s)} ago")
-    if f.created_before:
-        rules.append(f"created before {f.created_before.isoformat()}")
-    lines = [
-        f"policy {policy.source} (sha256 {policy.sha256}) is valid.",
-        f"selects: {'; '.join(sources)}",
-        f"deletes those where: {' and '.join(rules)}",
-    ]
-    if f.keep_latest:
-        lines.append(f"keeps: the newest {f.keep_latest} tasks of each task_name")
-    if p.ids or p.name_globs:
-        lines.append(
-            f"never deletes: {len(p.ids)} protected IDs"
-            + (f", names matching {', '.join(p.name_globs)}" if p.name_globs else "")
-        )
-    lines += [
-        "busy tasks (pending, in_progress) that match: deferred and judged again when done",
-        f"limits: rate {lim.rate:g} requests/s, concurrency {lim.concurrency}, "
-        f"max_deletions {lim.max_deletions if lim.max_deletions is not None else 'none'}",
-        f"retry: max_attempts {r.max_attempts}, busy_interval {_duration(r.busy_interval_s)}, "
-        f"busy_deadline {_duration(r.busy_deadline_s)}, backoff {_duration(r.backoff_base_s)}"
-        f"..{_duration(r.backoff_max_s)}, request_timeout {_duration(r.request_timeout_s)}",
-        f"endpoint: {policy.endpoint or '(from --endpoint, NCLUE_ENDPOINT or the default)'}",
-    ]
-    if lim.rate > 1:
-        lines.append(f"warning: rate {lim.rate:g}/s is above the NCLUE guidance of 1 request/s")
-    return "\n".join(lines)
-
-
-def _duration(seconds: float) -> str:
-    for unit, size in (("w", 604800), ("d", 86400), ("h", 3600), ("m", 60), ("s", 1)):
-        if seconds >= size and seconds % size == 0:
-            return f"{seconds / size:g}{unit}"
-    return f"{seconds:g}s"
-
-
-def _audit_verify(args: argparse.Namespace) -> int:
-    try:
-        result = verify(args.path)
-    except OSError as exc:
-        raise UsageError(f"{args.path}: cannot read ({exc.strerror})") from None
-    if result.ok:
-        events = ", ".join(f"{k} {v}" for k, v in sorted((result.events or {}).items()))
-        print(f"{args.path}: intact, {result.lines} lines ({events})")
-        return 0
-    print(f"{args.path}: broken at line {result.broken_line}: {result.problem}")
-    return 1

@@ -1,33 +1,33 @@
-"""The NCLUE API client: the only module that talks to aiohttp's client.
+"""The NCLUE API as typed calls: pages, one task, one delete, with every answer checked.
 
-Every request waits for the shared ``RateLimiter``, is signed with a fresh
-timestamp over the exact path and query it sends, and ends as parsed JSON or as
-one of our own exceptions (``errors.py``). Retries of transient errors happen
-here, so every attempt is one the worker decided to make: aiohttp's silent
-re-send of idempotent requests on a dropped keep-alive connection is turned off.
+Everything a server says is checked here, in the one layer that reads responses, so
+no caller can forget: a listing must be an object with a list of objects whose IDs
+are plain; a GET must name the task that was asked for; a DELETE's 2xx body, where
+there is one, must be JSON naming the same task (an HTML page, an ``error`` object or
+another task's ID is a failure); a redirect is never followed and fails the call; a
+404 counts only with the API's JSON error body and once the endpoint is proven (a
+first listing or GET succeeded), else it is a configuration error (exit 2).
+
+Status codes become our exceptions in ``translate``; transient ones are retried by
+``retrying`` with the run's one ``RetryPolicy``. A 401 while the local clock is far
+from the gateway's ``Date`` is sent once more with the timestamp corrected.
 """
 
 from __future__ import annotations
 
-import asyncio
 import email.utils
 import json
-import random
-import re
 import time
-from collections import Counter
 from collections.abc import Awaitable, Callable
-from typing import Any
+from dataclasses import dataclass
+from datetime import UTC, tzinfo
+from typing import Any, Generic, TypeVar
 
-import aiohttp
-import structlog
-from yarl import URL
-
-from . import __version__
-from .credentials import Credentials
 from .errors import (
     ApiError,
     AuthError,
+    BadResponseError,
+    EndpointError,
     NotFoundError,
     QuotaExceededError,
     RefusedError,
@@ -35,255 +35,310 @@ from .errors import (
     ThrottleStormError,
     TransientApiError,
 )
-from .limiter import RateLimiter
-from .signing import signed_headers
+from .kinds import TASKS, RecordError, ResourceKind, parse_task
+from .logs import get_logger
+from .model import Task
+from .retrying import RetryPolicy
+from .stopping import Stopping
+from .transport import OnSend, Reply, Transport
+from .untrusted import printable
 
-log = structlog.get_logger(__name__)
+log = get_logger(__name__)
+T = TypeVar("T")
+R = TypeVar("R")
 
-# A 401 while the local clock is further than this from the server's Date header is
-# retried once with the timestamp corrected (the gateway's window is 5 minutes).
 CLOCK_SKEW_THRESHOLD_S = 60.0
-
-OnAttempt = Callable[[int], None]
+GATEWAY_AUTH_CODES = frozenset({"200", "210", "230"})
 OnRetry = Callable[[ApiError, int, float], None]
-Sleep = Callable[[float], Awaitable[None]]
+RetryIf = Callable[[ApiError], Awaitable[bool]]
+
+
+@dataclass(frozen=True, slots=True)
+class Page(Generic[T]):
+    """One listing page: its parsed items and the ``total`` it reported (None if absent)."""
+
+    items: list[T]
+    total: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class DeleteReply:
+    """A DELETE's answer: accepted (2xx) or absent (404), and the sends it took."""
+
+    absent: bool
+    sends: int
+    body_named_task: bool
 
 
 class NclueClient:
-    """Signed, rate-limited, retrying access to one NCLUE endpoint."""
+    """Typed, checked, retried calls over one ``Transport``."""
 
     def __init__(
         self,
-        endpoint: str,
-        credentials: Credentials,
-        limiter: RateLimiter,
+        transport: Transport,
+        retry: RetryPolicy,
+        stopping: Stopping,
         *,
-        max_attempts: int = 6,
-        backoff_base_s: float = 1.0,
-        backoff_max_s: float = 60.0,
-        timeout_s: float = 30.0,
-        rng: random.Random | None = None,
-        sleep: Sleep = asyncio.sleep,
-        wall_clock: Callable[[], float] = time.time,
+        timezone_: tzinfo = UTC,
     ) -> None:
-        url = URL(endpoint)
-        self._origin = str(url.origin())
-        self._base_path = url.raw_path.rstrip("/")
-        self._credentials = credentials
-        self._limiter = limiter
-        self._max_attempts = max_attempts
-        self._backoff_base_s = backoff_base_s
-        self._backoff_max_s = backoff_max_s
-        self._timeout = aiohttp.ClientTimeout(total=timeout_s, connect=min(10.0, timeout_s))
-        self._rng = rng or random.Random()
-        self._sleep = sleep
-        self._wall_clock = wall_clock
-        self._offset_ms = 0
-        self._session: aiohttp.ClientSession | None = None
-        self.requests: Counter[tuple[str, int]] = Counter()
-        """Every HTTP attempt by (route, status); status 0 when no response arrived."""
+        self.transport = transport
+        self.retry = retry
+        self.stopping = stopping
+        self.tz = timezone_
+        self.proven = False
+        """A listing or GET succeeded: a later 404 with the API's body means absent."""
+        self.any_success = False
+        self._skew_corrected = False
+        self._storm = False
 
-    async def __aenter__(self) -> NclueClient:
-        session = aiohttp.ClientSession(
-            timeout=self._timeout,
-            headers={"Accept": "application/json", "User-Agent": f"nclue-cleanup/{__version__}"},
-            connector=aiohttp.TCPConnector(limit=0, ttl_dns_cache=300),
-        )
-        # aiohttp re-sends an idempotent request (DELETE included) once when a reused
-        # keep-alive connection turns out closed. That attempt would bypass the rate
-        # budget and the write-ahead ``deleting`` line, so it is switched off: a dropped
-        # connection surfaces as a TransientApiError and is retried by us, deliberately.
-        # (aiohttp's own test client switches it off the same way.)
-        session._retry_connection = False
-        self._session = session
-        return self
+    # -- calls -------------------------------------------------------------------------
 
-    async def __aexit__(self, *exc_info: object) -> None:
-        if self._session is not None:
-            await self._session.close()
-            self._session = None
-
-    @property
-    def clock_offset_s(self) -> float:
-        return self._offset_ms / 1000
-
-    async def list_page(self, resource: str, index: int, limit: int) -> dict[str, Any]:
-        """One page of ``/tasks`` or ``/task-runs``; the body must be a JSON object."""
-        route = "list_tasks" if resource == "tasks" else "list_runs"
+    async def list_page(self, kind: ResourceKind[T], index: int, limit: int) -> Page[T]:
+        """One page of ``kind`` (retried); bad records raise ``RecordError``."""
         query = f"index={index}&limit={limit}"
-        return await self.call_for_object("GET", route, f"/{resource}", query)
 
-    async def get_task(self, task_id: str) -> dict[str, Any]:
-        """One task; ``NotFoundError`` when the server does not know it."""
-        return await self.call_for_object("GET", "get_task", f"/tasks/{task_id}")
+        async def once() -> Page[T]:
+            reply = await self._exchange("GET", kind.path, query, route=kind.route)
+            body = self._object(reply, f"GET {kind.path}?{query}", transient=True)
+            items, total = body.get(kind.list_key), body.get("total")
+            if not isinstance(items, list) or not all(isinstance(i, dict) for i in items):
+                raise TransientApiError(
+                    f"GET {kind.path}?{query}: '{kind.list_key}' is not a list of objects"
+                )
+            if isinstance(total, bool) or not isinstance(total, int) or total < 0:
+                total = None
+            page = Page([kind.parse(item, self.tz) for item in items], total)
+            self.proven = True
+            return page
 
-    async def delete_task(
-        self, task_id: str, *, on_attempt: OnAttempt | None = None, on_retry: OnRetry | None = None
-    ) -> None:
-        """Delete one task. ``on_attempt`` runs just before each DELETE is sent."""
-        await self.call(
-            "DELETE", "delete_task", f"/tasks/{task_id}", on_attempt=on_attempt, on_retry=on_retry
-        )
+        return await self.retrying(once)
 
-    async def call_for_object(
-        self, method: str, route: str, path: str, query: str = ""
-    ) -> dict[str, Any]:
-        """A call whose 2xx body must be a JSON object; a cut or odd body is retried."""
-        body = await self.call(method, route, path, query, expect_object=True)
-        assert isinstance(body, dict)
-        return body
+    async def get_task(self, task_id: str) -> Task | None:
+        """The task now, or None when the API says it does not exist (404)."""
+        where = f"GET /tasks/{task_id}"
 
-    async def call(
+        async def once() -> Task | None:
+            try:
+                reply = await self._exchange("GET", f"/tasks/{task_id}", route="get_task")
+            except NotFoundError:
+                if not self.proven:
+                    await self.prove()
+                return None
+            body = self._object(reply, where, transient=True)
+            try:
+                task = parse_task(body, self.tz)
+            except RecordError as exc:
+                raise BadResponseError(f"{where}: {exc}") from None
+            if task.task_id != task_id:
+                raise BadResponseError(
+                    f"{where}: the answer names another task ({printable(task.task_id, 60)}); "
+                    "nothing is done with it"
+                )
+            self.proven = True
+            return task
+
+        return await self.retrying(once)
+
+    async def prove(self) -> None:
+        """Prove the endpoint with the smallest listing (a 404 here: wrong endpoint)."""
+        try:
+            await self.list_page(TASKS, 0, 1)
+        except NotFoundError as exc:
+            raise _route_not_found(self.transport.endpoint, str(exc)) from exc
+
+    async def delete_once(self, task_id: str, *, on_send: OnSend | None = None) -> DeleteReply:
+        """One DELETE (not retried here: the deleter decides from evidence)."""
+        where = f"DELETE /tasks/{task_id}"
+        path = f"/tasks/{task_id}"
+        reply = await self._send("DELETE", path, "", route="delete_task", on_send=on_send)
+        try:
+            self._raise_for(reply, "DELETE", path)
+        except NotFoundError:
+            if not self.proven:
+                raise _route_not_found(self.transport.endpoint, where) from None
+            return DeleteReply(absent=True, sends=reply.sends, body_named_task=False)
+        return DeleteReply(False, reply.sends, _check_delete_body(reply, where, task_id))
+
+    async def retrying(
         self,
-        method: str,
-        route: str,
-        path: str,
-        query: str = "",
+        call: Callable[[], Awaitable[R]],
         *,
-        on_attempt: OnAttempt | None = None,
         on_retry: OnRetry | None = None,
-        expect_object: bool = False,
-    ) -> object:
-        """Send one request, retrying transient errors up to ``max_attempts``.
+        retry_if: RetryIf | None = None,
+    ) -> R:
+        """Run ``call`` and retry transient errors with the run's ``RetryPolicy``.
 
-        ``expect_object``: a 2xx body that is not a JSON object (a proxy cut it short,
-        say) counts as a transient error. A DELETE does not ask for it: its 2xx status
-        is the evidence that the task was deleted, whatever the body says.
+        A 429's pause is shared through the rate budget (everyone waits); other delays
+        are slept here, waking on a stop request (``Interrupted``).
         """
         attempt = 0
-        skew_retry_left = True
         while True:
             attempt += 1
             try:
-                body = await self._exchange(method, route, path, query, on_attempt, attempt)
-                if expect_object and not isinstance(body, dict):
-                    raise TransientApiError(
-                        f"{method} {self._base_path}{path}: the response is not a JSON object"
-                    )
-                return body
-            except AuthError as exc:
-                if not (skew_retry_left and self._correct_clock(exc)):
-                    raise
-                skew_retry_left = False
-                attempt -= 1
-                continue
+                return await call()
             except TransientApiError as exc:
-                if isinstance(exc, ThrottledError):
-                    delay = self._limiter.throttled(exc.retry_after)
-                    if self._limiter.storm:
-                        raise ThrottleStormError(
-                            f"{exc}; {self._limiter.throttled_in_a_row} requests in a row were "
-                            "throttled: stopping instead of retrying for hours",
-                            status=429,
-                            code=exc.code,
-                            detail=exc.detail,
-                        ) from exc
-                else:
-                    ceiling = min(self._backoff_max_s, self._backoff_base_s * 2 ** (attempt - 1))
-                    delay = self._rng.uniform(0, ceiling)  # full jitter
-                if attempt >= self._max_attempts:
+                if self.retry.gives_up(attempt):
                     raise
+                if retry_if is not None and not await retry_if(exc):
+                    raise
+                delay = self.retry.delay(attempt, exc)
                 if on_retry is not None:
                     on_retry(exc, attempt, delay)
-                if not isinstance(exc, ThrottledError):
-                    await self._sleep(delay)  # a 429's pause is enforced by the limiter
+                if isinstance(exc, ThrottledError):
+                    self.transport.budget.throttled(delay)
+                    self.stopping.check()
+                else:
+                    await self.stopping.sleep_or_raise(delay)
+
+    # -- one exchange ------------------------------------------------------------------
 
     async def _exchange(
-        self,
-        method: str,
-        route: str,
-        path: str,
-        query: str,
-        on_attempt: OnAttempt | None,
-        attempt: int,
-    ) -> object:
-        assert self._session is not None, "use the client as an async context manager"
-        uri = f"{self._base_path}{path}?{query}" if query else f"{self._base_path}{path}"
-        where = f"{method} {uri}"
-        async with self._limiter.slot():
-            offset_ms = self._offset_ms
-            timestamp = int(self._wall_clock() * 1000) + offset_ms
-            headers = signed_headers(
-                method, uri, timestamp, self._credentials.access_key, self._credentials.secret_key
+        self, method: str, path: str, query: str = "", *, route: str, on_send: OnSend | None = None
+    ) -> Reply:
+        """Send, correct the clock once on a skewed 401, and raise for non-2xx answers."""
+        reply = await self._send(method, path, query, route=route, on_send=on_send)
+        self._raise_for(reply, method, path, query)
+        return reply
+
+    async def _send(
+        self, method: str, path: str, query: str, *, route: str, on_send: OnSend | None
+    ) -> Reply:
+        reply = await self.transport.send(method, path, query, route=route, on_send=on_send)
+        if reply.status == 401 and self._correct_clock(reply):
+            reply = await self.transport.send(method, path, query, route=route, on_send=on_send)
+        self._storm = self.retry.answered(reply.status == 429)
+        if reply.status != 429:
+            self.transport.budget.succeeded()
+        return reply
+
+    def _raise_for(self, reply: Reply, method: str, path: str, query: str = "") -> None:
+        if 200 <= reply.status < 300:
+            self.any_success = True
+            return
+        where = f"{method} {self.transport.base_path}{path}" + (f"?{query}" if query else "")
+        error = translate(where, reply, method=method, any_success=self.any_success)
+        if self._storm and isinstance(error, ThrottledError):
+            raise ThrottleStormError(
+                f"{error}; {self.retry.throttled_in_a_row} requests in a row were throttled: "
+                "stopping instead of retrying for hours",
+                status=429,
+                code=error.code,
+                detail=error.detail,
             )
-            if on_attempt is not None:
-                on_attempt(attempt)
-            try:
-                async with self._session.request(
-                    method, URL(self._origin + uri, encoded=True), headers=headers
-                ) as resp:
-                    raw = await resp.read()
-                    status, resp_headers = resp.status, resp.headers
-            except asyncio.TimeoutError as exc:
-                self.requests[route, 0] += 1
-                raise TransientApiError(f"{where}: timed out") from exc
-            except (aiohttp.ClientConnectorCertificateError, aiohttp.ClientSSLError) as exc:
-                self.requests[route, 0] += 1
-                raise ApiError(f"{where}: TLS verification failed: {exc}") from exc
-            except aiohttp.ClientError as exc:
-                self.requests[route, 0] += 1
-                raise TransientApiError(
-                    f"{where}: connection error ({type(exc).__name__})"
-                ) from exc
-        self.requests[route, status] += 1
-        if 200 <= status < 300:
-            self._limiter.succeeded()
-            # A DELETE's 2xx is the evidence; its body is not read (saves CPU per delete).
-            return None if method == "DELETE" else _parse_json(raw)
-        error = _translate(where, status, _parse_json(raw), raw, resp_headers.get("Retry-After"))
-        if isinstance(error, AuthError):
-            error.skew_s = _skew(resp_headers.get("Date"), self._wall_clock())
-            error.offset_ms_used = offset_ms
-        elif not isinstance(error, ThrottledError):
-            self._limiter.succeeded()
         raise error
 
-    def _correct_clock(self, exc: AuthError) -> bool:
-        """Decide whether a 401 deserves one retry with a corrected timestamp."""
-        if exc.status != 401:
+    def _correct_clock(self, reply: Reply) -> bool:
+        if self._skew_corrected:
             return False
-        if exc.offset_ms_used != self._offset_ms:
-            return True  # another request already corrected the clock
-        if exc.skew_s is None or abs(exc.skew_s) <= CLOCK_SKEW_THRESHOLD_S:
+        skew = _skew(reply.headers.get("Date"), self.transport.wall_now())
+        if skew is None or abs(skew) <= CLOCK_SKEW_THRESHOLD_S:
             return False
-        self._offset_ms = round(exc.skew_s * 1000)
+        self._skew_corrected = True
+        self.transport.offset_ms = round(skew * 1000)
         log.warning(
             "clock_skew_corrected",
-            skew_s=round(exc.skew_s, 1),
+            skew_s=round(skew, 1),
             advice="the local clock differs from the API gateway's; signing with its time",
         )
         return True
 
+    @staticmethod
+    def _object(reply: Reply, where: str, *, transient: bool) -> dict[str, Any]:
+        body = _json(reply.body)
+        if isinstance(body, dict) and "error" not in body:
+            return body
+        what = "an error object" if isinstance(body, dict) else "not a JSON object"
+        cls = TransientApiError if transient else BadResponseError
+        raise cls(f"{where}: HTTP {reply.status} but the body is {what}")
 
-def _parse_json(raw: bytes) -> object:
+
+def _check_delete_body(reply: Reply, where: str, task_id: str) -> bool:
+    """A DELETE's 2xx body: empty, or a JSON object naming the same task. Returns
+    whether it named the task; raises ``BadResponseError`` for anything else."""
+    if not reply.body.strip():
+        return False
+    body = _json(reply.body)
+    if not isinstance(body, dict):
+        raise BadResponseError(
+            f"{where}: HTTP {reply.status} with a body that is not JSON "
+            f"({_content_type(reply)}); the delete is not trusted"
+        )
+    if "error" in body:
+        code, detail = _error_fields(body, reply.body)
+        raise BadResponseError(
+            f"{where}: HTTP {reply.status} with an error object"
+            + (f" errorCode {code}" if code else "")
+            + (f": {detail}" if detail else ""),
+            status=reply.status,
+            code=code,
+            detail=detail,
+        )
+    named = body.get("task_id")
+    if named is None:
+        return False
+    if named != task_id:
+        shown = printable(str(named), 60)
+        raise BadResponseError(f"{where}: HTTP {reply.status} naming another task ({shown})")
+    return True
+
+
+def translate(
+    where: str, reply: Reply, *, method: str, any_success: bool
+) -> ApiError | EndpointError:
+    """Turn a non-2xx answer into our exception, reading the error body leniently."""
+    status = reply.status
+    body = _json(reply.body)
+    code, detail = _error_fields(body, reply.body)
+    text = f"{where}: HTTP {status}" + (f" errorCode {code}" if code else "")
+    text += f": {detail}" if detail else ""
+    kw: dict[str, Any] = {"status": status, "code": code, "detail": detail}
+    if 300 <= status < 400:
+        target = _origin_of(reply.headers.get("Location", ""))
+        return BadResponseError(f"{where}: HTTP {status} redirect to {target} not followed", **kw)
+    if status in (401, 403):
+        gateway = code in GATEWAY_AUTH_CODES
+        if method == "DELETE" and any_success and not gateway:
+            return RefusedError(text, **kw)
+        return AuthError(text, **kw)
+    if status == 429:
+        if code == "400":
+            return QuotaExceededError(text, **kw)
+        return ThrottledError(
+            text, retry_after=parse_retry_after(reply.headers.get("Retry-After")), **kw
+        )
+    if status == 404:
+        if not _is_error_object(body):
+            return _route_not_found(where, f"HTTP 404 with a non-API body ({_content_type(reply)})")
+        return NotFoundError(text, **kw)
+    if status >= 500 or status == 408:
+        return TransientApiError(text, **kw)
+    return RefusedError(text, **kw)
+
+
+def _route_not_found(where: str, why: str) -> EndpointError:
+    return EndpointError(
+        f"endpoint or route not found ({where}: {why}); check --endpoint / NCLUE_ENDPOINT "
+        "(the base URL ends in /api/v1); nothing was deleted"
+    )
+
+
+def _is_error_object(body: object) -> bool:
+    if not isinstance(body, dict):
+        return False
+    error = body.get("error")
+    fields = error if isinstance(error, dict) else body
+    return "errorCode" in fields or "code" in fields
+
+
+def _json(raw: bytes) -> object:
     try:
         return json.loads(raw) if raw else None
     except ValueError:
         return None
 
 
-_TAGS = re.compile(r"<[^>]*>")
-
-
-def _translate(
-    where: str, status: int, body: object, raw: bytes, retry_after: str | None
-) -> ApiError:
-    """Turn a non-2xx response into our exception, reading the error body leniently."""
-    code, detail = _error_fields(body, raw)
-    text = f"{where}: HTTP {status}" + (f" errorCode {code}" if code else "")
-    text += f": {detail}" if detail else ""
-    kw: dict[str, Any] = {"status": status, "code": code, "detail": detail}
-    if status in (401, 403):
-        return AuthError(text, **kw)
-    if status == 429:
-        if code == "400":
-            return QuotaExceededError(text, **kw)
-        return ThrottledError(text, retry_after=parse_retry_after(retry_after), **kw)
-    if status == 404:
-        return NotFoundError(text, **kw)
-    if status >= 500 or status == 408:
-        return TransientApiError(text, **kw)
-    return RefusedError(text, **kw)
+def _content_type(reply: Reply) -> str:
+    return printable(reply.headers.get("Content-Type", "no content type").split(";")[0], 60)
 
 
 def _error_fields(body: object, raw: bytes) -> tuple[str | None, str | None]:
@@ -293,11 +348,20 @@ def _error_fields(body: object, raw: bytes) -> tuple[str | None, str | None]:
         code = fields.get("errorCode", fields.get("code"))
         message = fields.get("message") or fields.get("details")
         return (
-            None if code is None or isinstance(code, (dict, list)) else str(code),
-            None if message is None else str(message)[:300],
+            None
+            if code is None or isinstance(code, (dict, list, bool))
+            else printable(str(code), 40),
+            None if message is None else printable(str(message)),
         )
-    text = " ".join(_TAGS.sub(" ", raw[:2000].decode("utf-8", "replace")).split())
-    return None, (text[:200] or None)
+    text = " ".join(raw[:2000].decode("utf-8", "replace").split())
+    if text.lstrip().startswith("<"):
+        return None, "an HTML page (a proxy or a wrong URL?)"
+    return None, (printable(text, 200) or None)
+
+
+def _origin_of(url: str) -> str:
+    parts = url.split("/")
+    return printable("/".join(parts[:3]) if "://" in url else url or "(no Location)", 80)
 
 
 def parse_retry_after(value: str | None, now: float | None = None) -> float | None:

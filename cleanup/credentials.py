@@ -1,9 +1,10 @@
 """Where the access key and secret key come from, and how they are kept out of sight.
 
-Order: env ``NCLOUD_ACCESS_KEY`` / ``NCLOUD_SECRET_KEY``, else ``--credentials-file``:
-a mounted Kubernetes Secret directory (one file per key), a ``KEY=value`` file,
-or the NCP CLI's ``~/.ncloud/configure`` (``ncloud_access_key_id``,
-``ncloud_secret_access_key``).
+First found wins: ``--credentials-file`` (a mounted Kubernetes Secret directory with
+one file per key, a ``KEY=value`` file, or the NCP CLI's configure format), else env
+``NCLOUD_ACCESS_KEY`` / ``NCLOUD_SECRET_KEY``, else ``~/.ncloud/configure`` if it
+exists. An explicit file always beats stale variables in the environment. Keys must
+be printable ASCII; a file is read as bytes and never echoed in an error.
 """
 
 from __future__ import annotations
@@ -15,11 +16,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import structlog
-
 from .errors import CredentialsError
+from .logs import get_logger
 
-log = structlog.get_logger(__name__)
+log = get_logger(__name__)
 
 ACCESS_ENV = "NCLOUD_ACCESS_KEY"
 SECRET_ENV = "NCLOUD_SECRET_KEY"
@@ -39,20 +39,36 @@ class Credentials:
 
 
 def load_credentials(
-    env: Mapping[str, str] | None = None, credentials_file: str | Path | None = None
+    env: Mapping[str, str] | None = None,
+    credentials_file: str | Path | None = None,
+    *,
+    home: Path | None = None,
 ) -> Credentials:
-    """Return credentials from the environment, else from ``credentials_file``."""
+    """Credentials from ``credentials_file``, else the environment, else the NCP CLI file."""
     env = os.environ if env is None else env
+    if credentials_file is not None:
+        return _from_file(Path(credentials_file).expanduser())
     access, secret = env.get(ACCESS_ENV, "").strip(), env.get(SECRET_ENV, "").strip()
     if access and secret:
-        return Credentials(access, secret)
-    if credentials_file is None:
-        missing = " and ".join(n for n, v in ((ACCESS_ENV, access), (SECRET_ENV, secret)) if not v)
-        raise CredentialsError(
-            f"no credentials: set {missing} in the environment, or pass --credentials-file "
-            "(a Kubernetes Secret mount or the NCP CLI's ~/.ncloud/configure)"
-        )
-    return _from_file(Path(credentials_file).expanduser())
+        return _checked(access, secret, "the environment")
+    configure = (home or Path.home()) / ".ncloud" / "configure"
+    if not (access or secret) and configure.is_file():
+        return _from_file(configure)
+    missing = " and ".join(n for n, v in ((ACCESS_ENV, access), (SECRET_ENV, secret)) if not v)
+    raise CredentialsError(
+        f"no credentials: set {missing} in the environment, pass --credentials-file "
+        "(a Kubernetes Secret mount or a KEY=value file), or create ~/.ncloud/configure"
+    )
+
+
+def _checked(access: str, secret: str, where: str) -> Credentials:
+    for name, value in (("access key", access), ("secret key", secret)):
+        if not value.isascii() or not value.isprintable():
+            raise CredentialsError(
+                f"{where}: the {name} has characters that are not printable ASCII "
+                "(a copy-paste slip?); it is not shown"
+            )
+    return Credentials(access, secret)
 
 
 def _from_file(path: Path) -> Credentials:
@@ -75,20 +91,25 @@ def _from_file(path: Path) -> Credentials:
             f"{path}: no access key and secret key found (expected {ACCESS_ENV} and "
             f"{SECRET_ENV}, or ncloud_access_key_id and ncloud_secret_access_key)"
         )
-    return Credentials(access, secret)
+    return _checked(access, secret, str(path))
 
 
 def _read_dir(path: Path) -> dict[str, str]:
     """A mounted Secret: one file per key, named after the key."""
     names = set(_ACCESS_NAMES) | set(_SECRET_NAMES)
-    return {
-        p.name: p.read_text().strip() for p in path.iterdir() if p.name in names and p.is_file()
-    }
+    return {p.name: _text(p).strip() for p in path.iterdir() if p.name in names and p.is_file()}
+
+
+def _text(path: Path) -> str:
+    try:
+        return path.read_bytes().decode("utf-8")
+    except UnicodeDecodeError:
+        raise CredentialsError(f"{path}: not valid UTF-8 text; it is not shown") from None
 
 
 def _read_file(path: Path) -> dict[str, str]:
     """``KEY=value`` lines or an INI file such as ``~/.ncloud/configure``."""
-    text = path.read_text()
+    text = _text(path)
     parser = configparser.ConfigParser(interpolation=None)
     try:
         parser.read_string(text if text.lstrip().startswith("[") else "[DEFAULT]\n" + text)

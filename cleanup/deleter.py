@@ -1,11 +1,13 @@
-"""The executor: concurrent, rate-limited deletes, refusal evidence and the busy loop.
+"""The executor: concurrent, rate-limited deletes, refusal evidence and verification.
 
 A dry run is a property of the executor (``preview`` records ``would_delete``), not
-a branch through the decisions. ``Deleter.run`` sends DELETEs through the shared
-client (so the rate limiter and the concurrency cap hold for every call), turns a
-refused delete into evidence (the task's status, the run that holds it), and comes
-back for busy tasks every ``retry.busy_interval`` until ``retry.busy_deadline``,
-judging each again with the full policy on the status it finished with.
+a branch through the decisions. ``Executor.run`` sends DELETEs through the shared
+client (the rate budget and the concurrency cap hold for every call), turns refused
+deletes into evidence (``evidence.py``), confirms accepted deletes when
+``api.verify`` is on, and hands busy and held tasks to the busy loop (``waiting.py``).
+
+Only tasks from the decisions it was given are ever sent a DELETE. Every task ends
+with exactly one terminal record (``Recorder``).
 """
 
 from __future__ import annotations
@@ -13,151 +15,153 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable, Iterable, Sequence
-from dataclasses import dataclass
-from datetime import datetime, timedelta
-from typing import Any, TypeVar
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
 
-import structlog
-
-from .audit import AuditLog
 from .client import NclueClient
 from .errors import (
     ApiError,
+    AuditWriteError,
     AuthError,
+    BadResponseError,
     CleanupError,
+    EndpointError,
     ListingIncompleteError,
-    NotFoundError,
     QuotaExceededError,
     RefusedError,
+    SafetyGuardError,
     ThrottledError,
+    TransientApiError,
 )
-from .model import HOLDING_RUN_STATUSES, Action, Decision, Outcome, Task
-from .planner import judge
+from .evidence import Verdict, Why, holding_map, verdict
+from .ledger import Recorder
+from .logs import get_logger
+from .model import Action, Decision, Holder, Outcome, Task
 from .policy import Policy
-from .source import Run, Source
+from .source import Source
+from .stopping import Interrupted, Stopping
 
-log = structlog.get_logger(__name__)
-T = TypeVar("T")
+log = get_logger(__name__)
 
-
-class _NotStarted(Exception):
-    """A stop came while this DELETE waited for its slot: it is not sent."""
-
-
-class Stopping:
-    """A request to stop: no new work starts; in-flight work gets ``grace_s``."""
-
-    def __init__(self) -> None:
-        self.event = asyncio.Event()
-        self.reason: str | None = None
-        self.grace_s = 0.0
-
-    def request(self, reason: str, grace_s: float) -> None:
-        if not self.event.is_set():
-            self.reason, self.grace_s = reason, grace_s
-            self.event.set()
-
-    @property
-    def requested(self) -> bool:
-        return self.event.is_set()
-
-    async def sleep(self, seconds: float) -> bool:
-        """Sleep, waking early on a stop request; return whether one came."""
-        try:
-            await asyncio.wait_for(self.event.wait(), timeout=max(0.0, seconds))
-        except asyncio.TimeoutError:
-            return False
-        return True
+BREAKER_MIN_ENDED = 20
 
 
 @dataclass(slots=True)
-class _Deferred:
+class Waiting:
+    """A deferred task: busy, held, or refused without a visible cause."""
+
     task: Task
-    reason: str
+    why: Why
+    since: float  # monotonic time of its first deferral: its own busy deadline counts from it
     attempts: int = 1
-    held_by_run: str | None = None
-    unexplained: bool = False  # refused while neither busy nor held: one more try
+    holder: Holder | None = None
+    unexplained: bool = False
 
 
-class Deleter:
-    """Deletes the planned tasks and accounts for every one of them in the audit log."""
+@dataclass(slots=True)
+class Activity:
+    """What the executor is doing, for progress views."""
+
+    phase: str = "deleting"
+    total: int = 0
+    baseline: int = 0  # tasks already ended when deleting began (rule skips)
+    retries: int = 0
+    waiting: dict[str, Waiting] = field(default_factory=dict)
+    next_look_at: float | None = None
+
+
+class Executor:
+    """Deletes the planned tasks and accounts for every one of them."""
 
     def __init__(
         self,
         client: NclueClient,
         source: Source,
-        audit: AuditLog,
+        recorder: Recorder,
         policy: Policy,
         *,
-        kept: frozenset[str],
+        holders: list[Holder] | None,
         stopping: Stopping,
         now: Callable[[], datetime],
         monotonic: Callable[[], float] = time.monotonic,
+        verify_pages: int | None = None,
     ) -> None:
-        self._client = client
-        self._source = source
-        self._audit = audit
-        self._policy = policy
-        self._kept = kept
-        self._stopping = stopping
-        self._now = now
-        self._monotonic = monotonic
-        self._runs: asyncio.Task[list[Run] | None] | None = None
+        self.client = client
+        self.source = source
+        self.recorder = recorder
+        self.policy = policy
+        self.holding = holding_map(holders)
+        self.stopping = stopping
+        self.now = now
+        self.monotonic = monotonic
+        self.verify_pages = verify_pages
+        """Listing pages a verification listing costs (None: unknown, GET each)."""
         self.fatal: CleanupError | None = None
+        self.activity = Activity()
+        self._refusal_seen = False
+        self.refusal: dict[str, Any] | None = None
+        self._holders_fresh = False
+
+    # -- dry run -----------------------------------------------------------------------
 
     def preview(self, decisions: Iterable[Decision]) -> None:
         """Dry run: record what would happen, send nothing, wait for nothing."""
         for d in decisions:
             if d.action is Action.DELETE:
-                self._audit.finish(Outcome.WOULD_DELETE, d.task, reason=d.reason, detail=d.detail)
+                self.recorder.finish(Outcome.WOULD_DELETE, d.task, reason=d.reason, detail=d.detail)
             elif d.action is Action.DEFER:
-                self._audit.finish(
-                    Outcome.STILL_BUSY, d.task, reason=d.detail, dry_run=True, would="defer"
+                self.recorder.finish(
+                    Outcome.SKIPPED, d.task, reason=d.reason, detail=d.detail, would="wait"
                 )
 
+    # -- apply -------------------------------------------------------------------------
+
     async def run(self, decisions: Sequence[Decision]) -> None:
-        """Delete what is planned, then come back for what is busy."""
-        started = self._monotonic()
-        deferred: dict[str, _Deferred] = {}
+        """Delete what is planned; busy and held tasks wait in ``activity.waiting``
+        for the busy loop (``waiting.BusyLoop``)."""
+        ready = [d.task for d in decisions if d.action is Action.DELETE]
+        self.activity.total = len(ready) + sum(d.action is Action.DEFER for d in decisions)
+        self.activity.baseline = len(self.recorder.ledger.ended)
         for d in decisions:
             if d.action is Action.DEFER:
-                deferred[d.task.task_id] = self._defer(d.task, d.detail or d.reason, 1)
-        refused = await self._delete_all([d.task for d in decisions if d.action is Action.DELETE])
-        deferred.update(await self._classify(refused, deferred))
-        await self._busy_loop(deferred, started + self._policy.retry.busy_deadline_s)
+                why = Why.HELD if d.held_by is not None else Why.BUSY
+                self.defer(Waiting(d.task, why, self.monotonic(), holder=d.held_by), d.detail)
+        await self.delete_pass(ready)
 
-    # -- deleting -----------------------------------------------------------------------
-
-    async def _delete_all(self, tasks: Sequence[Task]) -> list[tuple[Task, RefusedError]]:
-        """One pass of concurrent deletes; returns the refused ones for classification."""
+    async def delete_pass(self, tasks: Sequence[Task]) -> None:
+        """One pass: concurrent deletes, then evidence for refusals, then verification."""
         queue = deque(tasks)
-        refused: list[tuple[Task, RefusedError]] = []
+        refused: list[tuple[Task, ApiError]] = []
+        accepted: list[Task] = []
 
         async def worker() -> None:
-            while queue and not self._stopping.requested:
+            while queue and not self.stopping.requested:
                 task = queue.popleft()
-                error = await self._delete_one(task)
-                if error is not None:
-                    refused.append((task, error))
+                result = await self._delete_one(task)
+                if isinstance(result, ApiError):
+                    refused.append((task, result))
+                elif result is not None:
+                    accepted.append(result)
 
-        width = min(len(queue), 2 * self._policy.limits.concurrency)
-        workers = [asyncio.create_task(worker()) for _ in range(width)]
-        await self._join(workers)
+        width = min(len(queue), 2 * self.policy.limits.concurrency)
+        await self._join([asyncio.create_task(worker()) for _ in range(width)])
         for task in queue:
-            self._finish_unstarted(task)
-        return refused
+            self.unreached(task)
+        await self._classify(refused)
+        await self._verify(accepted)
 
     async def _join(self, workers: list[asyncio.Task[None]]) -> None:
-        """Wait for the workers; on a stop request give them the grace period, then cancel."""
+        """Wait for the workers; on a stop, give them the grace period, then cancel."""
         if not workers:
             return
         everything: asyncio.Future[Any] = asyncio.gather(*workers)
-        stop: asyncio.Future[Any] = asyncio.ensure_future(self._stopping.event.wait())
+        stop: asyncio.Future[Any] = asyncio.ensure_future(self.stopping.event.wait())
         try:
             await asyncio.wait([everything, stop], return_when=asyncio.FIRST_COMPLETED)
             if not everything.done():
-                await asyncio.wait({everything}, timeout=self._stopping.grace_s)
+                await asyncio.wait({everything}, timeout=self.stopping.grace_s)
             if not everything.done():
                 for w in workers:
                     w.cancel()
@@ -167,221 +171,308 @@ class Deleter:
         if not everything.cancelled():
             everything.result()  # re-raise a bug from a worker, if any
 
-    async def _delete_one(self, task: Task) -> RefusedError | None:
-        """Delete one task and write its terminal line (a refusal is returned instead)."""
-        sent = 0
-        may_have_happened = False
-
-        def on_attempt(attempt: int) -> None:
-            nonlocal sent
-            # A stop request lets calls in flight (and their retries) finish, but starts
-            # nothing new; a fatal error (auth, quota, a 429 storm) stops retries too.
-            if self.fatal is not None or (attempt == 1 and self._stopping.requested):
-                raise _NotStarted
-            sent += 1
-            self._audit.task_event("deleting", task, attempt=attempt)
-
-        def on_retry(error: ApiError, attempt: int, delay: float) -> None:
-            nonlocal may_have_happened
-            may_have_happened |= not isinstance(error, ThrottledError)
-            self._audit.task_event(
-                "retrying",
-                task,
-                error=str(error),
-                http_status=error.status,
-                attempt=attempt,
-                delay_s=round(delay, 3),
-            )
-
+    async def _delete_one(self, task: Task) -> ApiError | Task | None:
+        """Delete one task: a refusal is returned for evidence, an accepted delete
+        awaiting verification returns the task, anything else is finished here."""
+        attempt = _Attempt(self, task)
         try:
-            await self._client.delete_task(task.task_id, on_attempt=on_attempt, on_retry=on_retry)
-        except NotFoundError:
-            if may_have_happened:
-                evidence = "404 after an earlier attempt of this run that may have deleted it"
-                self._audit.finish(Outcome.DELETED, task, evidence=evidence)
-            else:
-                self._audit.finish(Outcome.ALREADY_ABSENT, task, evidence="404 on DELETE")
+            reply = await self.client.retrying(
+                attempt.once, on_retry=attempt.on_retry, retry_if=attempt.retry_if
+            )
         except RefusedError as exc:
             return exc
-        except _NotStarted:
-            self._finish_stopped(task, may_have_happened, "stopped before this attempt")
-        except (AuthError, QuotaExceededError) as exc:
-            self._stop_for(exc)
-            self._finish_stopped(task, may_have_happened, str(exc))
-        except ApiError as exc:
-            self._finish_failed(task, exc, attempts=sent)
+        except TransientApiError as exc:
+            return self._after_transient(attempt, exc)
+        except BadResponseError as exc:
+            self.failed(task, exc, sends=attempt.sends, may_have_happened=True)
+        except (AuthError, QuotaExceededError, AuditWriteError, EndpointError) as exc:
+            self.stop_for(exc)
+            self.stopped(task, attempt.may_have_happened, str(exc))
+        except Interrupted:
+            self.stopped(task, attempt.may_have_happened, "stopped before this attempt")
         except asyncio.CancelledError:
-            self._finish_stopped(task, sent > 0, "interrupted while the DELETE was in flight")
+            self.stopped(task, attempt.sends > 0, "interrupted while the DELETE was in flight")
             raise
         except Exception as exc:  # the per-task boundary: a bug becomes a failed line
             log.exception("task_crashed", task_id=task.task_id)
-            self._audit.finish(Outcome.FAILED, task, error=f"{type(exc).__name__}: {exc}")
+            self.recorder.finish(Outcome.FAILED, task, error=f"{type(exc).__name__}: {exc}")
+            self.count_end(failed=True)
         else:
-            self._audit.finish(Outcome.DELETED, task, attempts=sent)
+            if reply.absent:
+                self._absent(task, attempt)
+            elif self.policy.api.verify:
+                self.recorder.event(
+                    "delete_accepted",
+                    task,
+                    http_sends=reply.sends,
+                    body_named=reply.body_named_task,
+                )
+                return task
+            else:
+                self.recorder.finish(Outcome.DELETED, task, attempts=attempt.sends)
+                self.count_end(failed=False)
         return None
 
-    def _finish_failed(self, task: Task, error: ApiError, **fields: object) -> None:
-        self._audit.finish(
+    def _absent(self, task: Task, attempt: _Attempt) -> None:
+        if attempt.may_have_happened or attempt.sends > 1:
+            evidence = "404 after an earlier attempt of this run that may have deleted it"
+            self.recorder.finish(Outcome.DELETED, task, evidence=evidence, attempts=attempt.sends)
+        else:
+            self.recorder.finish(Outcome.ALREADY_ABSENT, task, evidence="404 on DELETE")
+        self.count_end(failed=False)
+
+    def _after_transient(self, attempt: _Attempt, exc: TransientApiError) -> ApiError | None:
+        found = attempt.verdict
+        if found is not None and found.why is Why.ABSENT:
+            self._absent(attempt.task, attempt)
+            return None
+        if found is not None and found.why in (Why.BUSY, Why.HELD):
+            return exc  # deferred from the evidence already read, not retried
+        self.failed(attempt.task, exc, sends=attempt.sends, may_have_happened=True)
+        return None
+
+    # -- refusals --------------------------------------------------------------------
+
+    async def _classify(self, refused: list[tuple[Task, ApiError]]) -> None:
+        """Decide from evidence whether each refused delete is deferred or failed."""
+        if not refused:
+            return
+        for task, error in refused:
+            self.note_refusal(task, error)
+        if self.stopping.requested:
+            for task, _ in refused:
+                self.unreached(task)
+            return
+        lookup = await self.guarded(self.source.lookup([t.task_id for t, _ in refused]))
+        if lookup is not None and any(
+            t.task_id in lookup.found and not lookup.found[t.task_id].busy for t, _ in refused
+        ):
+            await self.refresh_holders()
+        for task, error in refused:
+            previous = self.activity.waiting.pop(task.task_id, None)
+            if lookup is None or task.task_id in lookup.failed:
+                found = Verdict(Why.UNKNOWN, task)
+            else:
+                found = verdict(lookup.found.get(task.task_id), self.holding, task.task_id)
+            self.after_refusal(task, error, found, previous)
+
+    def after_refusal(
+        self, task: Task, error: ApiError, found: Verdict, previous: Waiting | None
+    ) -> None:
+        since = previous.since if previous is not None else self.monotonic()
+        attempts = previous.attempts + 1 if previous is not None else 1
+        current = found.task or task
+        if found.why is Why.ABSENT:
+            self.recorder.finish(Outcome.ALREADY_ABSENT, task, evidence="refused, then 404 on GET")
+            self.count_end(failed=False)
+        elif found.why is Why.FREE and previous is not None and previous.unexplained:
+            evidence = f"task is {current.state} and no unfinished run or profile holds it"
+            self.failed(current, error, evidence=evidence)
+        else:
+            waiting = Waiting(current, found.why, since, attempts, found.holder)
+            waiting.unexplained = found.why is Why.FREE
+            self.defer(waiting, found.reason())
+
+    def note_refusal(self, task: Task, error: ApiError) -> None:
+        """The first refusal's shape goes to the audit log and the summary, once."""
+        if self._refusal_seen:
+            return
+        self._refusal_seen = True
+        self.refusal = {
+            "http_status": error.status,
+            "error_code": error.code,
+            "message": error.detail,
+        }
+        self.recorder.event("refusal_seen", task, **self.refusal)
+
+    async def refresh_holders(self) -> None:
+        """List runs and profiles again, at most once per pass."""
+        if self._holders_fresh:
+            return
+        holders = await self.guarded(self.source.holders())
+        self._holders_fresh = True
+        if holders is not None:
+            self.holding = holding_map(holders)
+
+    def new_pass(self) -> None:
+        self._holders_fresh = False
+
+    # -- verification ------------------------------------------------------------------
+
+    async def _verify(self, accepted: list[Task], *, second: bool = False) -> None:
+        """With ``api.verify``: ``deleted`` only once a listing or GET shows it gone."""
+        if not accepted:
+            return
+        ids = [t.task_id for t in accepted]
+        listing = self.verify_pages is not None and self.verify_pages < len(ids)
+        if self.stopping.requested:
+            gone, present = None, {}
+        elif listing:
+            tasks = await self.guarded(self.source.list_tasks())
+            gone = None if tasks is None else {i for i in ids if i not in tasks}
+            present = {} if tasks is None else {i: tasks[i] for i in ids if i in tasks}
+        else:
+            lookup = await self.guarded(self.source.get_each(ids))
+            gone = None if lookup is None else lookup.absent
+            present = {} if lookup is None else lookup.found
+        again: list[Task] = []
+        for task in accepted:
+            if gone is None or (task.task_id not in gone and task.task_id not in present):
+                self.recorder.finish(Outcome.DELETED, task, verified=False)
+                self.count_end(failed=False)
+            elif task.task_id in gone:
+                how = "listing" if listing else "GET 404"
+                self.recorder.finish(Outcome.DELETED, task, verified=True, evidence=how)
+                self.count_end(failed=False)
+            elif second:
+                error = BadResponseError(
+                    "the DELETE was accepted twice but the task is still there"
+                )
+                self.failed(present[task.task_id], error)
+            else:
+                again.append(present[task.task_id])
+        if again:
+            await self._again(again)
+
+    async def _again(self, tasks: list[Task]) -> None:
+        """Tasks still there after an accepted DELETE are tried once more."""
+        accepted: list[Task] = []
+        for task in tasks:
+            self.recorder.event("retrying", task, error="still listed after an accepted DELETE")
+            result = await self._delete_one(task)
+            if isinstance(result, ApiError):
+                self.failed(task, result, evidence="refused after an accepted DELETE")
+            elif result is not None:
+                accepted.append(result)
+        await self._verify(accepted, second=True)
+
+    # -- endings -----------------------------------------------------------------------
+
+    def defer(self, waiting: Waiting, reason: str | None) -> None:
+        self.activity.waiting[waiting.task.task_id] = waiting
+        self.recorder.event(
+            "deferred",
+            waiting.task,
+            reason=reason,
+            attempt=waiting.attempts,
+            **held(waiting.holder),
+        )
+
+    def failed(self, task: Task, error: ApiError, **fields: Any) -> None:
+        self.recorder.finish(
             Outcome.FAILED,
             task,
             error=str(error),
-            http_status=error.status,
+            http_status=error.status or None,
             server_message=error.detail,
             **fields,
         )
+        self.count_end(failed=True)
 
-    def _stop_for(self, error: AuthError | QuotaExceededError) -> None:
+    def count_end(self, *, failed: bool) -> None:
+        """Book an ended DELETE; trip the circuit breaker past ``max_failure_percent``."""
+        self.recorder.deleted_or_failed(failed)
+        ledger = self.recorder.ledger
+        limit = self.policy.limits.max_failure_percent
+        if (
+            self.fatal is None
+            and ledger.delete_ends >= BREAKER_MIN_ENDED
+            and ledger.delete_failures * 100 > limit * ledger.delete_ends
+        ):
+            self.stop_for(
+                SafetyGuardError(
+                    f"{ledger.delete_failures} of {ledger.delete_ends} deletes failed, more "
+                    f"than limits.max_failure_percent ({limit:g}%): stopped"
+                )
+            )
+
+    def stop_for(self, error: CleanupError) -> None:
         if self.fatal is None:
             self.fatal = error
-        # Authentication failures stop everything now; a spent quota lets calls in flight end.
-        grace = 0.0 if isinstance(error, AuthError) else self._stopping_grace()
-        self._stopping.request(type(error).__name__, grace)
+        # Authentication failures stop everything now; the others let calls in flight end.
+        grace = 0.0 if isinstance(error, AuthError) else self.policy.retry.request_timeout_s
+        self.stopping.request(type(error).__name__, grace)
 
-    def _stopping_grace(self) -> float:
-        return self._policy.retry.request_timeout_s
-
-    def _finish_stopped(self, task: Task, may_have_happened: bool, why: str) -> None:
+    def stopped(self, task: Task, may_have_happened: bool, why: str) -> None:
         if may_have_happened:
-            self._audit.finish(
+            self.recorder.finish(
                 Outcome.FAILED,
                 task,
                 error=f"{why}; the delete may have happened, a rerun settles it",
             )
         else:
-            self._finish_unstarted(task)
+            self.unreached(task)
 
-    def _finish_unstarted(self, task: Task) -> None:
-        reason = "run_stopped" if self.fatal else "interrupted"
-        self._audit.finish(Outcome.SKIPPED, task, reason=reason, detail=self._stopping.reason)
+    def unreached(self, task: Task) -> None:
+        if self.recorder.ledger.has(task.task_id):
+            return
+        reason = "run_stopped" if self.fatal is not None else "interrupted"
+        self.recorder.finish(Outcome.SKIPPED, task, reason=reason, detail=self.stopping.reason)
 
-    # -- refusals and busy tasks --------------------------------------------------------
-
-    def _defer(
-        self,
-        task: Task,
-        reason: str,
-        attempts: int,
-        held_by_run: str | None = None,
-        *,
-        unexplained: bool = False,
-    ) -> _Deferred:
-        interval = self._policy.retry.busy_interval_s
-        next_check = self._now() + timedelta(seconds=interval)
-        self._audit.task_event(
-            "deferred",
-            task,
-            reason=reason,
-            attempt=attempts,
-            held_by_run=held_by_run,
-            next_check_at=next_check.isoformat().replace("+00:00", "Z"),
-        )
-        return _Deferred(task, reason, attempts, held_by_run, unexplained)
-
-    async def _classify(
-        self, refused: list[tuple[Task, RefusedError]], deferred: dict[str, _Deferred]
-    ) -> dict[str, _Deferred]:
-        """Decide from evidence whether each refused delete is busy (deferred) or failed."""
-        if not refused or self._stopping.requested:
-            for task, _ in refused:
-                self._finish_unstarted(task)
-            return {}
-        lookup = await self._guarded(self._source.lookup([t.task_id for t, _ in refused]))
-        runs = await self._runs_this_pass()
-        result: dict[str, _Deferred] = {}
-        for task, error in refused:
-            before = deferred.get(task.task_id)
-            attempts = before.attempts + 1 if before else 1
-            if lookup is None or task.task_id in lookup.failed:
-                result[task.task_id] = self._defer(task, "refused; status unknown", attempts)
-                continue
-            if task.task_id in lookup.absent:
-                self._audit.finish(
-                    Outcome.ALREADY_ABSENT, task, evidence="refused, then 404 on GET"
-                )
-                continue
-            current = lookup.found[task.task_id]
-            holder = runs.get(task.task_id) if runs else None
-            if current.busy:
-                result[task.task_id] = self._defer(current, f"task is {current.status}", attempts)
-            elif holder is not None:
-                reason = f"held by run {holder.run_id} ({holder.status})"
-                result[task.task_id] = self._defer(current, reason, attempts, holder.run_id)
-            elif runs is None:
-                result[task.task_id] = self._defer(current, "refused; runs unknown", attempts)
-            elif before is None or not before.unexplained:
-                # The hold may have ended between the refusal and this evidence: try again
-                # on the next pass, and call it failed only if it is refused again.
-                reason = "refused, but neither busy nor held now; trying again"
-                result[task.task_id] = self._defer(current, reason, attempts, unexplained=True)
-            else:
-                evidence = f"task is {current.status} and no unfinished run holds it"
-                self._finish_failed(current, error, evidence=evidence)
-        return result
-
-    async def _runs_this_pass(self) -> dict[str, Run] | None:
-        """Unfinished runs by task, listed at most once per pass and shared by every task."""
-        if self._runs is None:
-            self._runs = asyncio.ensure_future(self._guarded(self._source.list_runs()))
-        runs = await self._runs
-        if runs is None:
-            return None
-        return {r.task_id: r for r in runs if r.task_id and r.status in HOLDING_RUN_STATUSES}
-
-    async def _guarded(self, call: Awaitable[T]) -> T | None:
-        """Evidence calls: auth and quota errors stop the run; other failures yield None."""
+    async def guarded(self, call: Any) -> Any:
+        """Evidence calls: fatal errors stop the run; other failures give None."""
         try:
             return await call
-        except (AuthError, QuotaExceededError) as exc:
-            self._stop_for(exc)
+        except (AuthError, QuotaExceededError, EndpointError, AuditWriteError) as exc:
+            self.stop_for(exc)
+        except Interrupted:
+            pass
         except (ListingIncompleteError, ApiError) as exc:
             log.warning("evidence_unavailable", error=str(exc))
         return None
 
-    async def _busy_loop(self, deferred: dict[str, _Deferred], deadline: float) -> None:
-        while deferred and not self._stopping.requested:
-            wait = min(self._policy.retry.busy_interval_s, deadline - self._monotonic())
-            if wait <= 0 or await self._stopping.sleep(wait):
-                break
-            self._runs = None  # a new pass: the runs listing is read again if needed
-            deferred = await self._recheck(deferred)
-        for item in deferred.values():
-            self._audit.finish(
-                Outcome.STILL_BUSY,
-                item.task,
-                reason=item.reason,
-                attempts=item.attempts,
-                held_by_run=item.held_by_run,
-                detail="interrupted" if self._stopping.requested else "busy deadline reached",
-            )
 
-    async def _recheck(self, deferred: dict[str, _Deferred]) -> dict[str, _Deferred]:
-        """Read the deferred tasks again, judge them, delete those that are now free."""
-        lookup = await self._guarded(self._source.lookup(list(deferred)))
-        if lookup is None:
-            return deferred
-        still: dict[str, _Deferred] = {}
-        ready: list[Task] = []
-        now = self._now()
-        for task_id, item in deferred.items():
-            if task_id in lookup.absent:
-                self._audit.finish(Outcome.ALREADY_ABSENT, item.task, evidence="404 on GET")
-            elif task_id in lookup.failed:
-                still[task_id] = item
-            else:
-                decision = judge(lookup.found[task_id], self._policy, now, self._kept)
-                if decision.action is Action.DELETE:
-                    ready.append(decision.task)
-                elif decision.action is Action.DEFER:
-                    still[task_id] = self._defer(
-                        decision.task, decision.detail or "busy", item.attempts + 1
-                    )
-                else:
-                    self._audit.finish(
-                        Outcome.SKIPPED,
-                        decision.task,
-                        reason=decision.reason,
-                        detail=decision.detail,
-                    )
-        refused = await self._delete_all(ready)
-        still.update(await self._classify(refused, deferred))
-        return still
+def held(holder: Holder | None) -> dict[str, str]:
+    """Audit fields naming what holds a task: ``held_by`` and ``held_by_run`` or
+    ``held_by_profile`` (the holder's ID)."""
+    if holder is None:
+        return {}
+    return {"held_by": holder.describe(), f"held_by_{holder.kind}": holder.holder_id}
+
+
+class _Attempt:
+    """One task's DELETE: its sends, whether one may have deleted, the evidence read."""
+
+    def __init__(self, executor: Executor, task: Task) -> None:
+        self.executor = executor
+        self.task = task
+        self.sends = 0
+        self.may_have_happened = False
+        self.verdict: Verdict | None = None
+
+    async def once(self) -> Any:
+        return await self.executor.client.delete_once(self.task.task_id, on_send=self.on_send)
+
+    def on_send(self, number: int) -> None:
+        executor = self.executor
+        # A stop lets calls in flight (and their retries) finish, but starts nothing new;
+        # a fatal error (auth, quota, a full disk, the breaker) stops retries too.
+        if executor.fatal is not None or (self.sends == 0 and executor.stopping.requested):
+            raise Interrupted(executor.stopping.reason or "stopping")
+        self.sends += 1
+        executor.recorder.event("deleting", self.task, attempt=self.sends)
+
+    def on_retry(self, error: ApiError, attempt: int, delay: float) -> None:
+        self.may_have_happened |= not isinstance(error, ThrottledError)
+        self.executor.activity.retries += 1
+        self.executor.recorder.event(
+            "retrying",
+            self.task,
+            error=str(error),
+            http_status=error.status or None,
+            attempt=attempt,
+            delay_s=round(delay, 3),
+        )
+
+    async def retry_if(self, error: ApiError) -> bool:
+        """A 5xx on a DELETE first looks at the evidence: busy or held is deferred."""
+        if error.status < 500:
+            return True
+        self.may_have_happened = True
+        executor, task_id = self.executor, self.task.task_id
+        lookup = await executor.guarded(executor.source.get_each([task_id]))
+        if lookup is None or task_id in lookup.failed:
+            return True
+        found = verdict(lookup.found.get(task_id), executor.holding, task_id)
+        self.verdict = found
+        return found.why not in (Why.ABSENT, Why.BUSY, Why.HELD)

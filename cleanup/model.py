@@ -1,18 +1,19 @@
-"""The values that flow through the pipeline: tasks, decisions and outcomes."""
+"""The values that flow through the pipeline: tasks, holders, decisions and outcomes."""
 
 from __future__ import annotations
 
 import enum
 import re
-from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime
 
 DELETABLE_STATUSES = frozenset({"registered", "completed", "failed"})
 BUSY_STATUSES = frozenset({"pending", "in_progress"})
-# A dependent run in one of these holds its task (the newest API revision adds registered).
-HOLDING_RUN_STATUSES = frozenset({"registered", "pending", "in_progress"})
-
+# A dependent run or profile in one of these holds its task (the Korean master page,
+# revised 2026-07, adds registered to pending and in_progress).
+HOLDING_STATUSES = frozenset({"registered", "pending", "in_progress"})
+HOLDING_RUN_STATUSES = HOLDING_STATUSES
+_SPELLINGS = {"complete": "completed"}
 
 _TASK_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
 
@@ -22,9 +23,21 @@ def valid_task_id(text: str) -> bool:
     return bool(_TASK_ID.fullmatch(text))
 
 
+def normalize_status(status: str | None) -> str | None:
+    """Statuses compare case-insensitively, and ``complete`` means ``completed``."""
+    if status is None:
+        return None
+    folded = status.strip().lower()
+    return _SPELLINGS.get(folded, folded)
+
+
 @dataclass(frozen=True, slots=True)
 class Task:
-    """One task model as the API last reported it (only the fields decisions need)."""
+    """One task model as the API last reported it (only the fields decisions need).
+
+    ``status`` is as the API spelled it; ``state`` is the normalized form decisions
+    use. ``created_at`` is None when the API's value could not be read.
+    """
 
     task_id: str
     task_name: str | None = None
@@ -32,38 +45,31 @@ class Task:
     created_at: datetime | None = None
 
     @property
+    def state(self) -> str | None:
+        return normalize_status(self.status)
+
+    @property
     def busy(self) -> bool:
-        return self.status in BUSY_STATUSES
-
-    @classmethod
-    def from_api(cls, data: Mapping[str, object]) -> Task:
-        """Build a task from an API object; raises ``ValueError`` on a malformed one."""
-        task_id = data.get("task_id")
-        if not isinstance(task_id, str) or not task_id:
-            raise ValueError("task without a string task_id")
-        if not valid_task_id(task_id):
-            raise ValueError(f"task_id {task_id[:60]!r} is not a plain ID (unsafe in a URL path)")
-        name = data.get("task_name")
-        status = data.get("status")
-        return cls(
-            task_id=task_id,
-            task_name=name if isinstance(name, str) else None,
-            status=status if isinstance(status, str) else None,
-            created_at=parse_time(data.get("created_at")),
-        )
+        return self.state in BUSY_STATUSES
 
 
-def parse_time(value: object) -> datetime | None:
-    """Parse an ISO 8601 API timestamp leniently; ``None`` when absent or unreadable."""
-    if not isinstance(value, str) or not value:
-        return None
-    try:
-        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=timezone.utc)
-    return parsed
+@dataclass(frozen=True, slots=True)
+class Holder:
+    """A task run or shopping-intent profile that references a task."""
+
+    kind: str  # "run" or "profile"
+    holder_id: str
+    task_id: str | None
+    status: str | None
+    created_at: datetime | None = None
+
+    @property
+    def holding(self) -> bool:
+        """Whether it holds its task now (the API refuses to delete the task)."""
+        return normalize_status(self.status) in HOLDING_STATUSES
+
+    def describe(self) -> str:
+        return f"{self.kind} {self.holder_id} ({self.status})"
 
 
 class Action(enum.Enum):
@@ -72,7 +78,6 @@ class Action(enum.Enum):
     DELETE = "delete"
     SKIP = "skip"
     DEFER = "defer"
-    ABSENT = "absent"
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,9 +88,10 @@ class Decision:
     action: Action
     reason: str
     detail: str | None = None
+    held_by: Holder | None = None
 
 
-class Outcome(str, enum.Enum):
+class Outcome(enum.StrEnum):
     """Terminal audit events: every task that entered the pipeline ends in exactly one."""
 
     WOULD_DELETE = "would_delete"

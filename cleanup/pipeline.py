@@ -1,45 +1,95 @@
-"""The whole run, stage by stage: select, plan, guard, delete (or preview), report.
+"""The whole run as stages over explicit values: prepare, select, plan, guard, execute.
 
 ``run_policy`` is the in-process API (also what the CLI calls): it takes a policy,
 returns a ``RunSummary`` and writes the same audit log as the command line.
+Everything that can be checked without the network is checked in ``prepare``
+(``UsageError``, exit 2, before any request). After ``run_started`` is written,
+whatever goes wrong ends with ``run_finished`` and a summary.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
+import math
 import os
 import random
-import signal
 import time
 import uuid
-from collections.abc import Awaitable, Iterable, Mapping
-from dataclasses import replace
-from datetime import datetime, timezone
+from collections import Counter
+from collections.abc import Awaitable, Callable, Iterable, Mapping
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import structlog
-
 from . import __version__
-from .audit import AuditLog
+from .audit import AuditLog, open_sink
+from .budget import LocalBudget, RateBudget
 from .client import NclueClient
 from .credentials import Credentials, load_credentials
-from .deleter import Deleter, Stopping
-from .errors import CleanupError, PolicyError
-from .limiter import RateLimiter
-from .model import Action, Decision, Outcome, Task
-from .planner import newest_per_name, plan
-from .plans import read_plan, write_plan
+from .deleter import Executor
+from .errors import CleanupError, CredentialsError, PlanError, PolicyError, SafetyGuardError
+from .fsutil import check_writable
+from .ledger import Ledger, Recorder
+from .listing import LIMIT, Lister
+from .logs import get_logger
+from .model import Action, Decision, Holder, Outcome, Task
+from .planner import (
+    UNSELECTED_REASONS,
+    Evidence,
+    drain,
+    evidence_from,
+    group_of,
+    judge,
+    newest_per_group,
+)
+from .plans import Plan, read_plan, write_plan
 from .policy import Policy, load_policy, policy_from_mapping
-from .progress import ProgressReporter, RateWindow, Snapshot
+from .progress import ProgressReporter
+from .retrying import RetryPolicy
 from .settings import Settings, operator, resolve_endpoint
-from .source import Lookup, Source, in_shard, read_ids
+from .source import Source, in_shard, read_ids
+from .stopping import Interrupted, Stopping, signals_stop
+from .summarize import build_summary
 from .summary import RunSummary
+from .transport import Transport
+from .waiting import BusyLoop
+from .watch import Watch
 
-log = structlog.get_logger(__name__)
+log = get_logger(__name__)
+Confirm = Callable[[int], Awaitable[bool]]
 
-SIGNAL_EXIT = {"SIGINT": 130, "SIGTERM": 143}
+
+@dataclass(frozen=True, slots=True)
+class Prepared:
+    """A run checked before its first request."""
+
+    policy: Policy
+    settings: Settings
+    credentials: Credentials
+    endpoint: str
+    explicit: tuple[str, ...]
+    plan: Plan | None
+
+
+@dataclass(slots=True)
+class Selected:
+    """What the selection found: candidates, the listed account, explicit IDs' fates."""
+
+    candidates: list[Task]
+    account: dict[str, Task] | None = None
+    absent: tuple[str, ...] = ()
+    unreadable: dict[str, str] | None = None
+    holders: list[Holder] | None = None
+
+
+@dataclass(slots=True)
+class Planned:
+    whole: list[Decision]
+    mine: list[Decision]
+    evidence: Evidence
+    refusal: str | None = None
+    refusal_reason: str | None = None
 
 
 async def run_policy(
@@ -52,28 +102,102 @@ async def run_policy(
     handle_signals: bool = False,
     progress: ProgressReporter | None = None,
     rng: random.Random | None = None,
+    budget: RateBudget | None = None,
+    confirm: Confirm | None = None,
+    stopping: Stopping | None = None,
 ) -> RunSummary:
     """Run a policy end to end and return its summary (never raises for API trouble).
 
     ``policy`` is a ``Policy``, a path to a policy file, or a mapping in the policy
-    file's format. ``ids`` adds explicit task IDs (like ``--ids-from``). Usage
-    errors (bad policy, no credentials, a plan from another policy) raise
-    ``UsageError`` before any request is sent. ``progress`` receives snapshots while
-    the run deletes (``cleanup.progress.LogProgress`` logs one every few seconds).
+    file's format. ``ids`` adds explicit task IDs (like ``--ids-from``). Usage errors
+    (bad policy, no credentials, a bad plan, an unwritable output) raise ``UsageError``
+    before any request is sent. ``confirm`` is asked, with the number of tasks the
+    plan acts on, before the first DELETE; a False answer deletes nothing (exit 1).
+    ``stopping`` lets several runs in one process share one stop request (signals).
     """
-    settings = replace(settings or Settings(), apply=apply or (settings or Settings()).apply)
-    extra = tuple(read_ids(ids, "ids")) + settings.extra_ids
-    loaded = _as_policy(policy, ids_elsewhere=bool(extra or settings.plan_in))
-    explicit = _explicit_ids(loaded, extra, settings)
-    endpoint = resolve_endpoint(settings.endpoint, os.environ, loaded.endpoint)
-    creds = credentials or load_credentials()
-    run = _Run(loaded, settings, creds, endpoint, explicit, rng, progress)
+    prepared = prepare(policy, apply=apply, ids=ids, settings=settings, credentials=credentials)
+    run = Run(prepared, rng=rng, progress=progress, budget=budget, stopping=stopping)
+    run.confirm = confirm
     return await run.execute(handle_signals)
 
 
 def run_policy_sync(policy: Policy | str | Path | Mapping[str, Any], **kwargs: Any) -> RunSummary:
-    """``run_policy`` for code that is not async (a notebook, an Airflow task)."""
-    return asyncio.run(run_policy(policy, **kwargs))
+    """``run_policy`` for code that is not async (a notebook, an Airflow task).
+
+    Inside a running event loop (Jupyter), the run gets its own loop in a thread.
+    """
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(run_policy(policy, **kwargs))
+    result: list[RunSummary] = []
+    failure: list[BaseException] = []
+
+    def target() -> None:
+        try:
+            result.append(asyncio.run(run_policy(policy, **kwargs)))
+        except BaseException as exc:  # re-raised in the caller's thread
+            failure.append(exc)
+
+    import threading
+
+    thread = threading.Thread(target=target, name="nclue-cleanup-run")
+    thread.start()
+    thread.join()
+    if failure:
+        raise failure[0]
+    return result[0]
+
+
+def prepare(
+    policy: Policy | str | Path | Mapping[str, Any],
+    *,
+    apply: bool,
+    ids: Iterable[str],
+    settings: Settings | None,
+    credentials: Credentials | None,
+) -> Prepared:
+    """Everything checked before the first request (``UsageError`` otherwise)."""
+    settings = settings or Settings()
+    settings = replace(settings, apply=apply or settings.apply)
+    creds = credentials or load_credentials()
+    extra = tuple(read_ids(ids, "ids", secrets=(creds.secret_key,))) + settings.extra_ids
+    loaded = _as_policy(policy, ids_elsewhere=bool(extra or settings.plan_in))
+    allowed = loaded.account.access_key_ids
+    if allowed is not None and creds.access_key not in allowed:
+        raise CredentialsError(
+            f"{loaded.source}: account.access_key_ids does not list the loaded access key "
+            f"(…{creds.access_key[-4:]}): this policy is for another account; nothing was sent"
+        )
+    endpoint = resolve_endpoint(settings.endpoint, os.environ, loaded.endpoint)
+    for path, what in (
+        (settings.plan_out, "--plan-out"),
+        (settings.summary_json, "--summary-json"),
+    ):
+        if path and path != "-":
+            check_writable(path, what)
+    if settings.metrics_textfile:
+        check_writable(settings.metrics_textfile, "--metrics-textfile")
+    plan = None
+    if settings.plan_in:
+        if not settings.apply:
+            raise PlanError("--plan applies a reviewed plan: add --apply (or drop --plan)")
+        plan = read_plan(
+            settings.plan_in,
+            policy=loaded,
+            endpoint=endpoint,
+            access_key_id=creds.access_key,
+            now=datetime.now(UTC),
+        )
+    explicit = _explicit_ids(loaded, extra)
+    if plan is not None and not loaded.selection.all:
+        outside = [i for i in plan.task_ids if i not in set(explicit)]
+        if outside:
+            raise PlanError(
+                f"{settings.plan_in}: {len(outside)} of the plan's task IDs are not in the "
+                "policy's selection (select.ids, select.ids_file, --ids-from): refused"
+            )
+    return Prepared(loaded, settings, creds, endpoint, explicit, plan)
 
 
 def _as_policy(policy: Policy | str | Path | Mapping[str, Any], *, ids_elsewhere: bool) -> Policy:
@@ -84,306 +208,297 @@ def _as_policy(policy: Policy | str | Path | Mapping[str, Any], *, ids_elsewhere
     return policy_from_mapping(policy, source="<mapping>", ids_elsewhere=ids_elsewhere)
 
 
-def _explicit_ids(policy: Policy, extra: tuple[str, ...], settings: Settings) -> tuple[str, ...]:
-    """Explicit IDs: the plan's alone with ``--plan``, else policy, ids_file and extras."""
-    if settings.plan_in:
-        return read_plan(settings.plan_in, policy).task_ids
+def _explicit_ids(policy: Policy, extra: tuple[str, ...]) -> tuple[str, ...]:
     ids = list(policy.selection.ids)
     if policy.selection.ids_file is not None:
         path = policy.selection.ids_file
         try:
             lines = path.read_text().splitlines()
-        except OSError as exc:
+        except (OSError, UnicodeDecodeError) as exc:
             raise PolicyError(f"{policy.source}: select.ids_file: cannot read {path}") from exc
         ids += read_ids(lines, str(path))
     return tuple(dict.fromkeys([*ids, *extra]))
 
 
-class _Run:
-    """One run's state; ``execute`` is the pipeline in order."""
+class Run:
+    """One run: the objects it needs, and the stages in order (``execute``)."""
 
     def __init__(
         self,
-        policy: Policy,
-        settings: Settings,
-        credentials: Credentials,
-        endpoint: str,
-        explicit: tuple[str, ...],
-        rng: random.Random | None,
+        prepared: Prepared,
+        *,
+        rng: random.Random | None = None,
         progress: ProgressReporter | None = None,
+        budget: RateBudget | None = None,
+        stopping: Stopping | None = None,
     ) -> None:
-        self.policy, self.settings, self.endpoint, self.explicit = (
-            policy,
-            settings,
-            endpoint,
-            explicit,
-        )
+        p, s = prepared.policy, prepared.settings
+        self.prepared = prepared
         self.run_id = uuid.uuid4().hex
         self.started = time.monotonic()
-        self.stopping = Stopping()
+        self.stopping = stopping or Stopping()
         self.warnings: list[str] = []
-        self.error: str | None = None
-        self.decisions: list[Decision] = []
-        rate = policy.limits.rate / settings.shard_count
-        self.limiter = RateLimiter(
-            rate,
-            policy.limits.concurrency,
-            backoff_base_s=policy.retry.backoff_base_s,
-            backoff_max_s=policy.retry.backoff_max_s,
-            rng=rng,
+        rate = p.limits.rate / s.shard_count
+        self.budget = budget or LocalBudget(rate)
+        self.transport = Transport(
+            prepared.endpoint,
+            prepared.credentials,
+            self.budget,
+            concurrency=p.limits.concurrency,
+            timeout_s=p.retry.request_timeout_s,
         )
-        self.client = NclueClient(
-            endpoint,
-            credentials,
-            self.limiter,
-            max_attempts=policy.retry.max_attempts,
-            backoff_base_s=policy.retry.backoff_base_s,
-            backoff_max_s=policy.retry.backoff_max_s,
-            timeout_s=policy.retry.request_timeout_s,
-            rng=rng,
+        retry = RetryPolicy(
+            max_attempts=p.retry.max_attempts,
+            base_s=p.retry.backoff_base_s,
+            max_s=p.retry.backoff_max_s,
+            rng=rng or random.Random(),
         )
-        self.audit = AuditLog(settings.audit_log, self.run_id)
-        self.progress = progress
+        self.client = NclueClient(self.transport, retry, self.stopping, timezone_=p.api.timezone)
+        self.watch = Watch(self, progress)
+        self.lister = Lister(self.client, self.stopping, on_page=self.watch.on_page)
+        self.source = Source(self.client, self.lister)
+        self.ledger = Ledger()
+        self.audit = AuditLog(open_sink(s.audit_log), self.run_id)
+        if s.capture_audit:
+            self.audit.captured = []
+        self.recorder = Recorder(self.audit, self.ledger, skipped_lines=s.audit_skipped)
+        self.executor: Executor | None = None
+        self.planned: Planned | None = None
+        self.would_refuse = False
+        self.confirm: Confirm | None = None
+
+    # -- the stages ----------------------------------------------------------------------
 
     async def execute(self, handle_signals: bool) -> RunSummary:
-        self._start()
-        if handle_signals:
-            self._install_signal_handlers()
-        exit_code = 0
+        error: CleanupError | None = None
+        crashed = False
         try:
-            async with self.client:
-                exit_code = await self._pipeline()
-        except CleanupError as exc:
-            self.error = str(exc)
-            exit_code = exc.exit_code
-            log.error("run_failed", error=self.error, exit_code=exit_code)
-        finally:
+            self._started()
             if handle_signals:
-                self._remove_signal_handlers()
-        exit_code = self._final_exit_code(exit_code)
-        return self._finish(exit_code)
+                with signals_stop(
+                    self.stopping, self.prepared.settings.shutdown_grace_s, self._abort
+                ):
+                    await self._stages()
+            else:
+                await self._stages()
+        except CleanupError as exc:
+            error = exc
+            log.error("run_failed", error=str(exc), exit_code=exc.exit_code)
+        except Interrupted:
+            pass
+        except Exception as exc:
+            crashed = True
+            error = None
+            self.warnings.append(f"internal error: {type(exc).__name__}: {exc}")
+            log.exception("run_crashed", error=f"{type(exc).__name__}: {exc}")
+        if self.executor is not None and self.executor.fatal is not None and error is None:
+            error = self.executor.fatal
+        self._sweep()
+        return self._finish(error, crashed)
 
-    def _start(self) -> None:
-        s, p = self.settings, self.policy
+    async def _stages(self) -> None:
+        async with self.transport:
+            selected = await self.select()
+            planned = self.plan(selected)
+            self.planned = planned
+            self.record_plan(planned, selected)
+            if self.prepared.settings.plan_out:
+                self._write_plan(planned)
+            if planned.refusal is not None:
+                if self.prepared.settings.apply:
+                    for d in planned.mine:
+                        if d.action is not Action.SKIP:
+                            self.recorder.finish(
+                                Outcome.SKIPPED,
+                                d.task,
+                                reason=planned.refusal_reason,
+                                detail=planned.refusal,
+                            )
+                    raise SafetyGuardError(planned.refusal)
+                self.would_refuse = True
+                self.warnings.append("an --apply run would refuse: " + planned.refusal)
+            acting = [d for d in planned.mine if d.action is not Action.SKIP]
+            executor = Executor(
+                self.client,
+                self.source,
+                self.recorder,
+                self.prepared.policy,
+                holders=selected.holders,
+                stopping=self.stopping,
+                now=lambda: datetime.now(UTC),
+                verify_pages=None
+                if selected.account is None
+                else math.ceil(len(selected.account) / LIMIT) + 1,
+            )
+            self.executor = executor
+            if not self.prepared.settings.apply:
+                executor.preview(acting)
+                return
+            if acting and self.confirm is not None and not await self.confirm(len(acting)):
+                self.stopping.request("not_confirmed", 0.0)
+                raise CleanupError("--apply was not confirmed; nothing was deleted")
+            async with self.watch.ticking():
+                await executor.run(acting)
+                await BusyLoop(executor, planned.evidence).run()
+
+    async def select(self) -> Selected:
+        """The listing when the policy needs it, explicit IDs' state, and the holders."""
+        p, prep = self.prepared.policy, self.prepared
+        self.watch.phase = "listing"
+        needs_listing = p.selection.all or bool(p.filters.keep_latest)
+        async with self.watch.ticking():
+            account = await self.source.list_tasks() if needs_listing else None
+            ids = prep.plan.task_ids if prep.plan is not None else prep.explicit
+            self.watch.phase = "looking_up"
+            lookup = await self.source.lookup(ids, listed=account) if ids else None
+            if account is not None and p.selection.all and prep.plan is None:
+                candidates = dict(account)
+            else:
+                candidates = {}
+            if lookup is not None:
+                candidates.update(lookup.found)
+            holders = await self.source.holders() if candidates else None
+        unreadable = {} if lookup is None else {i: str(e) for i, e in lookup.failed.items()}
+        absent = () if lookup is None else tuple(sorted(lookup.absent))
+        return Selected(list(candidates.values()), account, absent, unreadable, holders)
+
+    def plan(self, selected: Selected) -> Planned:
+        """Pure decisions over the whole plan; guards judged on it, before sharding."""
+        p = self.prepared.policy
+        now = datetime.now(UTC)
+        listed = selected.account.values() if selected.account is not None else selected.candidates
+        kept = newest_per_group(listed, p)
+        evidence = evidence_from(selected.holders, p, now, kept)
+        whole = drain(
+            [judge(t, p, now, evidence) for t in selected.candidates],
+            p.limits.max_deletions_per_run,
+        )
+        mine = [d for d in whole if self._mine(d.task.task_id)]
+        planned = Planned(whole, mine, evidence)
+        planned.refusal_reason, planned.refusal = _guard(whole, p, selected.account)
+        if p.filters.keep_latest and listed:
+            groups = Counter(group_of(t.task_name, p) for t in listed if t.task_name)
+            if groups and max(groups.values()) == 1 and len(groups) > 1:
+                self.warnings.append(
+                    "filters.keep_latest keeps nothing: every group has a single task (names "
+                    "are versioned?); set filters.keep_latest_by"
+                )
+        return planned
+
+    def record_plan(self, planned: Planned, selected: Selected) -> None:
+        """Terminal lines for what the plan settles now; statuses seen are counted."""
+        ledger = self.ledger
+        explicit = set(self.prepared.explicit)
+        for d in planned.mine:
+            ledger.statuses_seen[d.task.state or "missing"] += 1
+            if d.reason == "unknown_status":
+                ledger.unknown_statuses[d.task.status or "missing"] += 1
+            if d.action is not Action.SKIP:
+                continue
+            if d.reason in UNSELECTED_REASONS and d.task.task_id not in explicit:
+                self.recorder.skipped_quietly(d.task, d.reason, d.detail)
+            else:
+                self.recorder.finish(Outcome.SKIPPED, d.task, reason=d.reason, detail=d.detail)
+        for task_id in selected.absent:
+            if self._mine(task_id):
+                self.recorder.finish(
+                    Outcome.ALREADY_ABSENT, Task(task_id), evidence="not found (GET 404)"
+                )
+        for task_id, error in (selected.unreadable or {}).items():
+            if self._mine(task_id):
+                self.recorder.finish(Outcome.FAILED, Task(task_id), error=error)
+        if ledger.unknown_statuses:
+            shown = ", ".join(f"{k!r} x{v}" for k, v in ledger.unknown_statuses.most_common(5))
+            self.warnings.append(f"tasks kept for a status this tool does not know: {shown}")
+
+    def _write_plan(self, planned: Planned) -> None:
+        prep = self.prepared
+        assert prep.settings.plan_out is not None
+        write_plan(
+            prep.settings.plan_out,
+            planned.mine,
+            policy=prep.policy,
+            endpoint=prep.endpoint,
+            access_key_id=prep.credentials.access_key,
+            run_id=self.run_id,
+            now=datetime.now(UTC),
+        )
+
+    def _mine(self, task_id: str) -> bool:
+        s = self.prepared.settings
+        return s.shard_count == 1 or in_shard(task_id, s.shard_index, s.shard_count)
+
+    # -- start and finish ------------------------------------------------------------------
+
+    def _started(self) -> None:
+        s, p = self.prepared.settings, self.prepared.policy
         if p.limits.rate > 1:
-            message = (
+            self.warnings.append(
                 f"limits.rate is {p.limits.rate:g} requests/s; the NCLUE guidance is 1 request/s"
             )
-            self.warnings.append(message)
-            log.warning("rate_above_guidance", rate=p.limits.rate, guidance=1)
-        self.audit.event(
+        self.audit.write(
             "run_started",
             policy=p.source,
             policy_sha256=p.sha256,
             dry_run=not s.apply,
             mode="apply" if s.apply else "dry_run",
-            endpoint=self.endpoint,
+            endpoint=self.prepared.endpoint,
             version=__version__,
             shard={"index": s.shard_index, "count": s.shard_count},
             trigger=s.trigger,
             operator=s.operator or operator(),
+            account=s.account,
             rate=p.limits.rate / s.shard_count,
             concurrency=p.limits.concurrency,
-            explicit_ids=len(self.explicit),
+            explicit_ids=len(self.prepared.explicit),
             plan=s.plan_in,
         )
 
-    async def _pipeline(self) -> int:
-        source = Source(self.client)
-        account, lookup = await self._select(source)
-        now = datetime.now(timezone.utc)
-        candidates = self._candidates(account, lookup)
-        kept = newest_per_name(
-            account if account is not None else candidates, self.policy.filters.keep_latest
-        )
-        self.decisions = plan(candidates, self.policy, now, kept=kept)
-        self._settle_lookup(lookup)
-        for d in self.decisions:
-            if d.action is Action.SKIP:
-                self.audit.finish(Outcome.SKIPPED, d.task, reason=d.reason, detail=d.detail)
-        wanted = [d for d in self.decisions if d.action in (Action.DELETE, Action.DEFER)]
-        if self.settings.plan_out:
-            ids = [d.task.task_id for d in self.decisions if d.action is Action.DELETE]
-            write_plan(self.settings.plan_out, ids, self.policy, self.endpoint, now)
-        guard = self._guard(wanted)
-        deleter = Deleter(
-            self.client,
-            source,
-            self.audit,
-            self.policy,
-            kept=kept,
-            stopping=self.stopping,
-            now=lambda: datetime.now(timezone.utc),
-        )
-        if guard is not None:
-            for d in wanted:
-                self.audit.finish(Outcome.SKIPPED, d.task, reason="max_deletions", detail=guard)
-            self.error = guard
-            return 5
-        if not self.settings.apply:
-            deleter.preview(wanted)
-            return 0
-        await self._with_progress(deleter.run(wanted), len(wanted))
-        if deleter.fatal is not None:
-            self.error = str(deleter.fatal)
-            return deleter.fatal.exit_code
-        return 0
-
-    async def _with_progress(self, work: Awaitable[None], total: int) -> None:
-        """Run ``work`` while a ticker sends progress snapshots to the reporter."""
-        reporter = self.progress
-        if reporter is None:
-            await work
+    def _sweep(self) -> None:
+        """Every task that entered the pipeline ends with one terminal record."""
+        if self.planned is None or self.audit.failure is not None:
             return
-        baseline = self.audit.ended_count
-        window = RateWindow()
-
-        def snapshot() -> Snapshot:
-            done = self.audit.ended_count - baseline
-            requests = sum(self.client.requests.values())
-            return Snapshot(done, total, self.audit.counts(), requests, window.rate(done))
-
-        async def tick() -> None:
-            while True:
-                reporter.update(snapshot())
-                await asyncio.sleep(reporter.interval_s)
-
-        ticker = asyncio.ensure_future(tick())
-        try:
-            await work
-        finally:
-            ticker.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await ticker
-            reporter.update(snapshot())
-            reporter.close()
-
-    async def _select(self, source: Source) -> tuple[list[Task] | None, Lookup | None]:
-        """The complete listing when the policy needs it, and explicit IDs' state."""
-        policy = self.policy
-        needs_listing = (policy.selection.all and not self.settings.plan_in) or bool(
-            policy.filters.keep_latest
-        )
-        account = await source.list_tasks() if needs_listing else None
-        if not self.explicit:
-            return account, None
-        if account is not None:
-            by_id = {t.task_id: t for t in account}
-            found = {i: by_id[i] for i in self.explicit if i in by_id}
-            absent = {i for i in self.explicit if i not in by_id}
-            return account, Lookup(found=found, absent=absent, failed={})
-        return None, await source.lookup(self.explicit)
-
-    def _candidates(self, account: list[Task] | None, lookup: Lookup | None) -> list[Task]:
-        s = self.settings
-        if account is not None and self.policy.selection.all and not s.plan_in:
-            tasks = list(account)
-        else:
-            tasks = []
-        if lookup is not None:
-            listed = {t.task_id for t in tasks}
-            tasks += [t for i, t in lookup.found.items() if i not in listed]
-        return [t for t in tasks if self._mine(t.task_id)]
-
-    def _mine(self, task_id: str) -> bool:
-        """Whether this process's shard handles ``task_id`` (always, when not sharded)."""
-        s = self.settings
-        return s.shard_count == 1 or in_shard(task_id, s.shard_index, s.shard_count)
-
-    def _settle_lookup(self, lookup: Lookup | None) -> None:
-        """Explicit IDs the server does not know are already absent; unreadable ones failed."""
-        if lookup is None:
-            return
-        for task_id in sorted(lookup.absent):
-            if self._mine(task_id):
-                self.audit.finish(Outcome.ALREADY_ABSENT, Task(task_id), evidence="not found")
-        for task_id, error in lookup.failed.items():
-            if self._mine(task_id):
-                self.audit.finish(
-                    Outcome.FAILED, Task(task_id), error=str(error), http_status=error.status
+        stopped = self.executor.fatal if self.executor is not None else None
+        for d in self.planned.mine:
+            if d.action is not Action.SKIP and not self.ledger.has(d.task.task_id):
+                reason = (
+                    "run_stopped"
+                    if stopped is not None or not self.stopping.by_signal
+                    else "interrupted"
+                )
+                self.recorder.finish(
+                    Outcome.SKIPPED, d.task, reason=reason, detail=self.stopping.reason
                 )
 
-    def _guard(self, wanted: list[Decision]) -> str | None:
-        limit = self.policy.limits.max_deletions
-        if limit is None or len(wanted) <= limit:
-            return None
-        message = (
-            f"the plan would delete {len(wanted)} tasks, more than limits.max_deletions "
-            f"({limit}); nothing was deleted. Narrow the policy or raise the limit."
-        )
-        if self.settings.apply:
-            return message
-        self.warnings.append("an --apply run would refuse: " + message)
-        log.warning("safety_guard_would_refuse", planned=len(wanted), max_deletions=limit)
-        return None
-
-    def _final_exit_code(self, code: int) -> int:
-        if code in (2, 3, 5):
-            return code
-        if self.stopping.reason in SIGNAL_EXIT:
-            return SIGNAL_EXIT[self.stopping.reason]
-        counts = self.audit.counts()
-        if code == 0 and counts[Outcome.FAILED.value]:
-            return 1
-        if code == 0 and counts[Outcome.STILL_BUSY.value] and self.settings.apply:
-            return 4
-        return code
-
-    def _finish(self, exit_code: int) -> RunSummary:
-        duration = time.monotonic() - self.started
-        requests: dict[str, dict[str, int]] = {}
-        for (route, status), n in sorted(self.client.requests.items()):
-            requests.setdefault(route, {})[str(status)] = n
-        counts = self.audit.counts()
-        progress_events = dict(sorted(self.audit.progress_events.items()))
-        self.audit.event(
-            "run_finished",
-            counts=counts,
-            progress_events=progress_events,
-            requests=requests,
-            requests_total=sum(self.client.requests.values()),
-            duration_s=round(duration, 3),
-            exit_code=exit_code,
-            error=self.error,
-            stopped_by=self.stopping.reason,
-        )
+    def _abort(self, signal_name: str) -> None:
+        """A second signal: the process exits now; flush what can be flushed."""
+        log.error("second_signal", signal=signal_name, action="exiting at once")
         self.audit.close()
-        return RunSummary(
-            run_id=self.run_id,
-            dry_run=not self.settings.apply,
-            exit_code=exit_code,
-            counts=counts,
-            progress_events=progress_events,
-            task_ids={o.value: tuple(ids) for o, ids in self.audit.outcomes.items()},
-            requests=requests,
-            requests_total=sum(self.client.requests.values()),
-            duration_s=duration,
-            endpoint=self.endpoint,
-            policy_sha256=self.policy.sha256,
-            error=self.error,
-            warnings=tuple(self.warnings),
-            decisions=tuple(self.decisions),
+
+    def _finish(self, error: CleanupError | None, crashed: bool) -> RunSummary:
+        return build_summary(self, error, crashed)
+
+
+def _guard(
+    whole: list[Decision], policy: Policy, account: dict[str, Task] | None
+) -> tuple[str | None, str | None]:
+    """(reason, message) when the plan exceeds a cap, else (None, None)."""
+    limits = policy.limits
+    acting = sum(d.action is not Action.SKIP for d in whole)
+    if limits.max_deletions is not None and acting > limits.max_deletions:
+        return "max_deletions", (
+            f"the plan would delete {acting} tasks, more than limits.max_deletions "
+            f"({limits.max_deletions}); nothing was deleted. Narrow the policy, raise the "
+            "limit, or drain with limits.max_deletions_per_run"
         )
-
-    def _install_signal_handlers(self) -> None:
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, self._on_signal, sig)
-
-    def _remove_signal_handlers(self) -> None:
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.remove_signal_handler(sig)
-
-    def _on_signal(self, sig: signal.Signals) -> None:
-        if self.stopping.requested and self.stopping.reason in SIGNAL_EXIT:
-            log.error("second_signal", signal=sig.name, action="exiting at once")
-            self.audit.close()
-            os._exit(SIGNAL_EXIT[sig.name])
-        log.warning(
-            "stopping",
-            signal=sig.name,
-            grace_s=self.settings.shutdown_grace_s,
-            action="no new work; in-flight calls may finish",
+    percent = limits.max_deletions_percent
+    if account and percent < 100 and acting * 100 > percent * len(account):
+        return "max_deletions_percent", (
+            f"the plan would delete {acting} of the account's {len(account)} tasks, more than "
+            f"limits.max_deletions_percent ({percent:g}%); nothing was deleted. Narrow the "
+            "policy, or set limits.max_deletions_percent: 100 to switch this off"
         )
-        self.stopping.request(sig.name, self.settings.shutdown_grace_s)
+    return None, None
+
+
+__all__ = ["Run", "prepare", "run_policy", "run_policy_sync"]

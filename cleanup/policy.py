@@ -1,65 +1,103 @@
 """Load and validate a policy file (version 1) into frozen dataclasses.
 
 Every error names the file, the key path and what was expected, and is raised
-before any request is sent (``PolicyError``, exit 2).
+before any request is sent (``PolicyError``, exit 2). SPEC.md "Policy file" is the
+contract; ``policy_reader`` holds the safe YAML reading and the typed checks.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import math
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
-from datetime import date, datetime, timezone
+from datetime import UTC, datetime, tzinfo
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
-import yaml
+from .model import valid_task_id
+from .policy_reader import SELECTABLE_STATUSES, Reader, read_policy_yaml
+from .times import parse_duration
 
-from .errors import PolicyError
-from .model import BUSY_STATUSES, DELETABLE_STATUSES, valid_task_id
+__all__ = [
+    "DEFAULT_STATUSES",
+    "SELECTABLE_STATUSES",
+    "Account",
+    "Api",
+    "Filters",
+    "Limits",
+    "Policy",
+    "Protect",
+    "Retry",
+    "Review",
+    "Selection",
+    "load_policy",
+    "parse_duration",
+    "policy_from_mapping",
+    "valid_task_id",
+]
 
-T = TypeVar("T")
-
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w)\s*$")
-MAX_DURATION_S = 100 * 365 * 86400.0
-_UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, "w": 604800.0}
+# Registered is opt-in: deleting a registered task cancels the training job that was
+# just submitted for it (the Create task page), so a sweep must ask for it by name.
+DEFAULT_STATUSES = frozenset({"completed", "failed"})
 
 
 @dataclass(frozen=True, slots=True)
 class Selection:
+    """Where candidates come from: the full listing and/or explicit IDs."""
+
     all: bool = False
     ids: tuple[str, ...] = ()
     ids_file: Path | None = None
 
 
 @dataclass(frozen=True, slots=True)
+class Account:
+    """The access key IDs this policy may run with (``None``: any)."""
+
+    access_key_ids: frozenset[str] | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class Filters:
-    statuses: frozenset[str] = DELETABLE_STATUSES
+    """Rules a task must all match to be deleted; statuses are lower-case, canonical."""
+
+    statuses: frozenset[str] = DEFAULT_STATUSES
     name_glob: str | None = None
     name_regex: re.Pattern[str] | None = None
     older_than_s: float | None = None
     created_before: datetime | None = None
     keep_latest: int | None = None
+    keep_latest_by: re.Pattern[str] | None = None
 
 
 @dataclass(frozen=True, slots=True)
 class Protect:
+    """Tasks never deleted; ``ids`` are casefolded (compared case-insensitively)."""
+
     ids: frozenset[str] = frozenset()
     name_globs: tuple[str, ...] = ()
+    referenced: bool = True
+    used_within_s: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
 class Limits:
+    """Rate, concurrency and the safety caps (``None``: no cap)."""
+
     rate: float = 1.0
     concurrency: int = 8
     max_deletions: int | None = None
+    max_deletions_percent: float = 50.0
+    max_deletions_per_run: int | None = None
+    max_failure_percent: float = 20.0
 
 
 @dataclass(frozen=True, slots=True)
 class Retry:
+    """Transient-error retries and the busy loop, all in seconds."""
+
     max_attempts: int = 6
     busy_interval_s: float = 60.0
     busy_deadline_s: float = 1800.0
@@ -69,57 +107,75 @@ class Retry:
 
 
 @dataclass(frozen=True, slots=True)
+class Review:
+    """The age a plan must have for ``--apply --plan`` (``min <= max`` when both given)."""
+
+    min_plan_age_s: float | None = None
+    max_plan_age_s: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Api:
+    """How to read the API: the zone of zone-less timestamps, and delete verification."""
+
+    timezone: tzinfo = UTC
+    verify: bool = True
+
+
+@dataclass(frozen=True, slots=True)
 class Policy:
     """A validated policy. ``sha256`` identifies it in plans and the audit log."""
 
     selection: Selection
+    account: Account = field(default_factory=Account)
     filters: Filters = field(default_factory=Filters)
     protect: Protect = field(default_factory=Protect)
     limits: Limits = field(default_factory=Limits)
     retry: Retry = field(default_factory=Retry)
+    review: Review = field(default_factory=Review)
+    api: Api = field(default_factory=Api)
     endpoint: str | None = None
     source: str = "<policy>"
     sha256: str = ""
 
 
-def parse_duration(value: object) -> float:
-    """Return seconds for ``30d``, ``90s``, ``1.5h`` or a plain number of seconds."""
-    expected = "a duration such as 90s, 30m, 12h, 30d or 2w"
-    seconds: float | None = None
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
-        seconds = _finite(value)
-    elif isinstance(value, str) and (match := _DURATION.match(value)):
-        number = _finite(match.group(1))
-        seconds = None if number is None else number * _UNIT_SECONDS[match.group(2)]
-    if seconds is None or seconds < 0:
-        raise ValueError(expected)
-    if seconds > MAX_DURATION_S:
-        raise ValueError(f"{expected}, at most 100 years")
-    return seconds
-
-
-def _finite(value: object) -> float | None:
-    try:
-        number = float(value)  # type: ignore[arg-type]
-    except (OverflowError, ValueError):
-        return None
-    return number if math.isfinite(number) else None
-
-
-class _StrictLoader(yaml.SafeLoader):
-    """``yaml.SafeLoader`` that refuses a key given twice (the last would silently win,
-    and a second ``protect:`` block would drop the first one's rules)."""
-
-    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
-        seen: set[object] = set()
-        for key_node, _ in node.value:
-            key = self.construct_object(key_node, deep=deep)
-            if isinstance(key, str) and key in seen:
-                raise yaml.constructor.ConstructorError(
-                    None, None, f"the key {key!r} is given twice", key_node.start_mark
-                )
-            seen.add(key)
-        return super().construct_mapping(node, deep=deep)
+_TOP_KEYS = {
+    "version",
+    "endpoint",
+    "select",
+    "account",
+    "filters",
+    "protect",
+    "limits",
+    "retry",
+    "review",
+    "api",
+}
+_FILTER_KEYS = {
+    "statuses",
+    "name_glob",
+    "name_regex",
+    "older_than",
+    "created_before",
+    "keep_latest",
+    "keep_latest_by",
+}
+_LIMIT_KEYS = {
+    "rate",
+    "concurrency",
+    "max_deletions",
+    "max_deletions_percent",
+    "max_deletions_per_run",
+    "max_failure_percent",
+}
+_RETRY_NAMES = {
+    "max_attempts": "max_attempts",
+    "busy_interval": "busy_interval_s",
+    "busy_deadline": "busy_deadline_s",
+    "backoff_base": "backoff_base_s",
+    "backoff_max": "backoff_max_s",
+    "request_timeout": "request_timeout_s",
+}
 
 
 def load_policy(path: str | Path, *, ids_elsewhere: bool = False) -> Policy:
@@ -128,23 +184,10 @@ def load_policy(path: str | Path, *, ids_elsewhere: bool = False) -> Policy:
     ``ids_elsewhere``: task IDs also come from ``--ids-from`` or a plan, so ``select``
     may name no source of its own.
     """
-    source = str(path)
-    try:
-        raw = Path(path).read_bytes()
-    except OSError as exc:
-        raise PolicyError(f"{source}: cannot read the policy file ({exc.strerror})") from exc
-    try:
-        data = yaml.load(raw, Loader=_StrictLoader)  # a SafeLoader subclass
-    except yaml.YAMLError as exc:
-        where = getattr(exc, "problem_mark", None)
-        at = f" at line {where.line + 1}, column {where.column + 1}" if where else ""
-        problem = getattr(exc, "problem", None) or "invalid YAML"
-        raise PolicyError(f"{source}: malformed YAML{at}: {problem}") from exc
-    except RecursionError:
-        raise PolicyError(f"{source}: malformed YAML: nested too deeply") from None
+    raw, data = read_policy_yaml(path)
     return policy_from_mapping(
         data,
-        source=source,
+        source=str(path),
         base_dir=Path(path).parent,
         sha256=hashlib.sha256(raw).hexdigest(),
         ids_elsewhere=ids_elsewhere,
@@ -160,22 +203,23 @@ def policy_from_mapping(
     ids_elsewhere: bool = False,
 ) -> Policy:
     """Validate an already-parsed policy (a YAML document or a dict from Python)."""
-    reader = _Reader(source)
-    root = reader.mapping(data, "")
-    reader.only(
-        root, "", {"version", "endpoint", "select", "filters", "protect", "limits", "retry"}
-    )
+    r = Reader(source)
+    root = r.mapping(data, "")
+    r.only(root, "", _TOP_KEYS)
     if "version" not in root:
-        raise reader.error("version", "the key version: 1")
+        raise r.error("version", "the key version: 1")
     if type(root["version"]) is not int or root["version"] != 1:
-        raise reader.error("version", f"1, got {root['version']!r}")
+        raise r.error("version", f"1, got {root['version']!r}")
     policy = Policy(
-        selection=_selection(reader, root.get("select"), base_dir, ids_elsewhere),
-        filters=_filters(reader, root.get("filters")),
-        protect=_protect(reader, root.get("protect")),
-        limits=_limits(reader, root.get("limits")),
-        retry=_retry(reader, root.get("retry")),
-        endpoint=reader.opt(root, "", "endpoint", reader.url),
+        selection=_selection(r, root.get("select"), base_dir, ids_elsewhere),
+        account=_account(r, root),
+        filters=_filters(r, root),
+        protect=_protect(r, root),
+        limits=_limits(r, root),
+        retry=_retry(r, root),
+        review=_review(r, root),
+        api=_api(r, root),
+        endpoint=r.opt(root, "", "endpoint", r.url),
         source=source,
     )
     if sha256 is None:  # only now: validation has refused keys json could not sort
@@ -184,7 +228,12 @@ def policy_from_mapping(
     return replace(policy, sha256=sha256)
 
 
-def _selection(r: _Reader, data: object, base_dir: Path | None, ids_elsewhere: bool) -> Selection:
+def _given(values: Mapping[str, Any]) -> dict[str, Any]:
+    """The values a policy set, so the dataclass defaults fill in the rest."""
+    return {key: value for key, value in values.items() if value is not None}
+
+
+def _selection(r: Reader, data: object, base_dir: Path | None, ids_elsewhere: bool) -> Selection:
     if data is None and not ids_elsewhere:
         raise r.error("select", "a mapping with at least one of all, ids, ids_file")
     m = r.mapping({} if data is None else data, "select")
@@ -203,207 +252,117 @@ def _selection(r: _Reader, data: object, base_dir: Path | None, ids_elsewhere: b
     return selection
 
 
-def _filters(r: _Reader, data: object) -> Filters:
-    if data is None:
+def _account(r: Reader, root: Mapping[str, Any]) -> Account:
+    m = r.section(root, "account", {"access_key_ids"})
+    if m is None:
+        return Account()
+    keys = r.opt(m, "account", "access_key_ids", r.key_ids)
+    if keys is None:
+        raise r.error(
+            "account.access_key_ids", "a non-empty list of access key IDs (or no account:)"
+        )
+    return Account(access_key_ids=keys)
+
+
+def _filters(r: Reader, root: Mapping[str, Any]) -> Filters:
+    m = r.section(root, "filters", _FILTER_KEYS)
+    if m is None:
         return Filters()
-    m = r.mapping(data, "filters")
-    keys = {"statuses", "name_glob", "name_regex", "older_than", "created_before", "keep_latest"}
-    r.only(m, "filters", keys)
-    statuses = r.opt(m, "filters", "statuses", r.statuses)
+    keep_latest = r.opt(m, "filters", "keep_latest", r.non_negative_int)
+    keep_latest_by = r.opt(m, "filters", "keep_latest_by", r.family_regex)
+    if keep_latest_by is not None and keep_latest is None:
+        raise r.error(
+            "filters.keep_latest_by",
+            "keep_latest beside it (keep_latest_by only names the groups keep_latest keeps)",
+        )
     return Filters(
-        statuses=statuses if statuses is not None else DELETABLE_STATUSES,
+        **_given({"statuses": r.opt(m, "filters", "statuses", r.statuses)}),
         name_glob=r.opt(m, "filters", "name_glob", r.string),
         name_regex=r.opt(m, "filters", "name_regex", r.regex),
         older_than_s=r.opt(m, "filters", "older_than", r.duration),
         created_before=r.opt(m, "filters", "created_before", r.timestamp),
-        keep_latest=r.opt(m, "filters", "keep_latest", r.non_negative_int),
+        keep_latest=keep_latest,
+        keep_latest_by=keep_latest_by,
     )
 
 
-def _protect(r: _Reader, data: object) -> Protect:
-    if data is None:
+def _protect(r: Reader, root: Mapping[str, Any]) -> Protect:
+    m = r.section(root, "protect", {"ids", "name_globs", "referenced", "used_within"})
+    if m is None:
         return Protect()
-    m = r.mapping(data, "protect")
-    r.only(m, "protect", {"ids", "name_globs"})
+    ids = r.opt(m, "protect", "ids", r.id_list) or ()
     return Protect(
-        ids=frozenset(r.opt(m, "protect", "ids", r.id_list) or ()),
+        ids=frozenset(task_id.casefold() for task_id in ids),
         name_globs=tuple(r.opt(m, "protect", "name_globs", r.string_list) or ()),
+        **_given({"referenced": r.opt(m, "protect", "referenced", r.boolean)}),
+        used_within_s=r.opt(m, "protect", "used_within", r.positive_duration),
     )
 
 
-def _limits(r: _Reader, data: object) -> Limits:
-    if data is None:
+def _limits(r: Reader, root: Mapping[str, Any]) -> Limits:
+    m = r.section(root, "limits", _LIMIT_KEYS)
+    if m is None:
         return Limits()
-    m = r.mapping(data, "limits")
-    r.only(m, "limits", {"rate", "concurrency", "max_deletions"})
-    default = Limits()
-    rate = r.opt(m, "limits", "rate", r.positive_number)
-    concurrency = r.opt(m, "limits", "concurrency", r.positive_int)
     return Limits(
-        rate=rate if rate is not None else default.rate,
-        concurrency=concurrency if concurrency is not None else default.concurrency,
-        max_deletions=r.opt(m, "limits", "max_deletions", r.non_negative_int),
+        **_given(
+            {
+                "rate": r.opt(m, "limits", "rate", r.positive_number),
+                "concurrency": r.opt(m, "limits", "concurrency", r.positive_int),
+                "max_deletions": r.opt(m, "limits", "max_deletions", r.non_negative_int),
+                "max_deletions_percent": r.opt(
+                    m, "limits", "max_deletions_percent", r.percent_above_zero
+                ),
+                "max_deletions_per_run": r.opt(
+                    m, "limits", "max_deletions_per_run", r.positive_int
+                ),
+                "max_failure_percent": r.opt(m, "limits", "max_failure_percent", r.percent),
+            }
+        )
     )
 
 
-def _retry(r: _Reader, data: object) -> Retry:
-    if data is None:
+def _retry(r: Reader, root: Mapping[str, Any]) -> Retry:
+    m = r.section(root, "retry", set(_RETRY_NAMES))
+    if m is None:
         return Retry()
-    m = r.mapping(data, "retry")
-    names = {
-        "max_attempts": "max_attempts",
-        "busy_interval": "busy_interval_s",
-        "busy_deadline": "busy_deadline_s",
-        "backoff_base": "backoff_base_s",
-        "backoff_max": "backoff_max_s",
-        "request_timeout": "request_timeout_s",
-    }
-    r.only(m, "retry", set(names))
+    above_zero = {"busy_interval", "backoff_base", "request_timeout"}
     values: dict[str, Any] = {}
-    for key, attr in names.items():
-        convert = r.positive_int if key == "max_attempts" else r.duration
-        value = r.opt(m, "retry", key, convert)
-        if value is not None:
-            values[attr] = value
-    for key in ("busy_interval", "backoff_base", "request_timeout"):
-        if values.get(names[key]) == 0:
-            raise r.error(f"retry.{key}", "a duration above zero")
-    return Retry(**values)
+    for key, attr in _RETRY_NAMES.items():
+        convert: Callable[[object], Any] = r.duration
+        if key == "max_attempts":
+            convert = r.positive_int
+        elif key in above_zero:
+            convert = r.positive_duration
+        values[attr] = r.opt(m, "retry", key, convert)
+    retry = Retry(**_given(values))
+    if retry.backoff_max_s < retry.backoff_base_s:
+        raise r.error("retry.backoff_max", "a duration of at least retry.backoff_base")
+    return retry
 
 
-class _Reader:
-    """Type checks that raise ``PolicyError`` naming the file and key path."""
-
-    def __init__(self, source: str) -> None:
-        self.source = source
-
-    def error(self, key: str, expected: str) -> PolicyError:
-        where = f"{self.source}: {key}" if key else self.source
-        return PolicyError(f"{where}: expected {expected}")
-
-    def mapping(self, data: object, key: str) -> Mapping[str, Any]:
-        if not isinstance(data, Mapping):
-            raise self.error(key or "(top level)", f"a mapping, got {_kind(data)}")
-        return data
-
-    def only(self, data: Mapping[str, Any], key: str, allowed: set[str]) -> None:
-        unknown = sorted(str(k) for k in data if k not in allowed)
-        if unknown:
-            prefix = f"{key}." if key else ""
-            raise PolicyError(
-                f"{self.source}: {prefix}{unknown[0]}: unknown key "
-                f"(allowed here: {', '.join(sorted(allowed))})"
-            )
-
-    def opt(
-        self, data: Mapping[str, Any], section: str, key: str, convert: Callable[[object], T]
-    ) -> T | None:
-        if key not in data or data[key] is None:
-            return None
-        path = f"{section}.{key}" if section else key
-        try:
-            return convert(data[key])
-        except ValueError as exc:
-            raise self.error(path, f"{exc}, got {data[key]!r}") from None
-
-    @staticmethod
-    def string(value: object) -> str:
-        if not isinstance(value, str) or not value.strip():
-            raise ValueError("a non-empty string")
-        return value
-
-    @staticmethod
-    def url(value: object) -> str:
-        text = _Reader.string(value)
-        if not text.startswith(("https://", "http://")):
-            raise ValueError("an http(s) URL such as https://nclue.apigw.ntruss.com/api/v1")
-        return text.rstrip("/")
-
-    @staticmethod
-    def boolean(value: object) -> bool:
-        if not isinstance(value, bool):
-            raise ValueError("true or false")
-        return value
-
-    @staticmethod
-    def string_list(value: object) -> list[str]:
-        if not isinstance(value, list) or not all(isinstance(v, str) and v.strip() for v in value):
-            raise ValueError("a list of non-empty strings")
-        return list(value)
-
-    @staticmethod
-    def id_list(value: object) -> list[str]:
-        if not isinstance(value, list):
-            raise ValueError("a list of task IDs")
-        ids = []
-        for item in value:
-            if isinstance(item, bool) or not isinstance(item, (str, int)):
-                raise ValueError("a list of task IDs (strings)")
-            text = str(item).strip()
-            if not valid_task_id(text):
-                raise ValueError(f"task IDs of letters, digits, '-', '_' or '.'; bad: {text!r}")
-            ids.append(text)
-        return ids
-
-    @staticmethod
-    def statuses(value: object) -> frozenset[str]:
-        items = _Reader.string_list(value)
-        bad = [s for s in items if s not in DELETABLE_STATUSES]
-        if bad or not items:
-            busy = " (busy statuses are deferred automatically)" if set(bad) & BUSY_STATUSES else ""
-            raise ValueError(f"a non-empty subset of {', '.join(sorted(DELETABLE_STATUSES))}{busy}")
-        return frozenset(items)
-
-    @staticmethod
-    def regex(value: object) -> re.Pattern[str]:
-        text = _Reader.string(value)
-        try:
-            return re.compile(text)
-        except re.error as exc:
-            raise ValueError(f"a valid regular expression ({exc})") from None
-        except (OverflowError, RecursionError):
-            raise ValueError("a regular expression Python can compile") from None
-
-    @staticmethod
-    def duration(value: object) -> float:
-        return parse_duration(value)
-
-    @staticmethod
-    def timestamp(value: object) -> datetime:
-        if isinstance(value, datetime):
-            parsed = value
-        elif isinstance(value, date):  # an unquoted YAML date: midnight UTC
-            parsed = datetime(value.year, value.month, value.day, tzinfo=timezone.utc)
-        elif isinstance(value, str):
-            try:
-                parsed = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
-            except ValueError:
-                raise ValueError("an ISO 8601 time such as 2026-01-01T00:00:00Z") from None
-        else:
-            raise ValueError("an ISO 8601 time such as 2026-01-01T00:00:00Z")
-        return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
-
-    @staticmethod
-    def positive_number(value: object) -> float:
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise ValueError("a number above zero")
-        number = _finite(value)
-        if number is None or not number > 0:
-            raise ValueError("a finite number above zero")
-        return number
-
-    @staticmethod
-    def positive_int(value: object) -> int:
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise ValueError("a whole number of at least 1")
-        return value
-
-    @staticmethod
-    def non_negative_int(value: object) -> int:
-        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-            raise ValueError("a whole number of at least 0")
-        return value
+def _review(r: Reader, root: Mapping[str, Any]) -> Review:
+    m = r.section(root, "review", {"min_plan_age", "max_plan_age"})
+    if m is None:
+        return Review()
+    review = Review(
+        min_plan_age_s=r.opt(m, "review", "min_plan_age", r.duration),
+        max_plan_age_s=r.opt(m, "review", "max_plan_age", r.positive_duration),
+    )
+    low, high = review.min_plan_age_s, review.max_plan_age_s
+    if low is not None and high is not None and low > high:
+        raise r.error("review.max_plan_age", "a duration of at least review.min_plan_age")
+    return review
 
 
-def _kind(value: object) -> str:
-    return "nothing" if value is None else type(value).__name__
+def _api(r: Reader, root: Mapping[str, Any]) -> Api:
+    m = r.section(root, "api", {"timezone", "verify"})
+    if m is None:
+        return Api()
+    return Api(
+        **_given(
+            {
+                "timezone": r.opt(m, "api", "timezone", r.zone),
+                "verify": r.opt(m, "api", "verify", r.boolean),
+            }
+        )
+    )

@@ -1,185 +1,376 @@
-"""What people and machines read after a run: the plan table, the summary, metrics."""
+"""What people read at the end of a run: the dry run's plan, the run summary, its JSON.
+
+Untrusted text (task names, statuses, server messages, errors) goes through
+``untrusted.printable`` and is printed as ``rich.text.Text``: console markup is never
+interpreted and control characters appear as visible escapes.
+"""
 
 from __future__ import annotations
 
 import json
 import os
-import time
+import shlex
+import sys
 from collections import Counter
-from collections.abc import Sequence
-from datetime import datetime
-from pathlib import Path
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, TextIO
 
-from prometheus_client import CollectorRegistry, Gauge, push_to_gateway, write_to_textfile
-from prometheus_client.parser import text_string_to_metric_families
+from rich.cells import cell_len
 from rich.console import Console
+from rich.padding import Padding
 from rich.table import Table
+from rich.text import Text
 
-from .model import Action, Decision
-from .settings import Settings
-from .summary import RunSummary
+from .exitcodes import MEANING
+from .fsutil import atomic_write
+from .model import Action, Decision, Outcome
+from .progress import format_duration
+from .summary import RunSummary, TaskNote
+from .untrusted import NAME_LIMIT, printable
 
-EXIT_MEANING = {
-    0: "done",
-    1: "some tasks failed, or the run could not complete",
-    2: "usage, policy, credential or plan error",
-    3: "authentication or permission failure: stopped",
-    4: "finished, but some tasks were still busy at the deadline",
-    5: "refused by the safety guard (limits.max_deletions)",
-    130: "interrupted (SIGINT)",
-    143: "interrupted (SIGTERM)",
-}
-_PLAN_ROWS = 200
+EXIT_MEANING = MEANING
+"""What each exit code means (SPEC.md's table, kept in ``cleanup.exitcodes``)."""
+
+MIN_WIDTH = 80
+"""Width of output that is not a terminal when ``COLUMNS`` is unset, and its floor: the
+plan table needs about 78 columns to show a 36-character task ID without folding it."""
+NOTES_SHOWN = 5
+"""Failed and still-busy tasks named on the console; all of them are in --summary-json."""
+_INTERRUPTED = ("interrupted", "run_stopped")
+_NAME_MIN, _REASON_MIN, _GAP = 8, 10, 2
 
 
-def print_plan(decisions: Sequence[Decision], now: datetime, console: Console) -> None:
-    """The dry run's reviewable table: every task it would delete or wait for."""
-    acting = [d for d in decisions if d.action in (Action.DELETE, Action.DEFER)]
-    table = Table(title="Dry run: what --apply would do", title_justify="left")
-    for column in ("task", "name", "status", "age", "decision", "reason"):
-        table.add_column(column, overflow="fold")
-    for d in acting[:_PLAN_ROWS]:
-        age = "?" if d.task.created_at is None else _age(now - d.task.created_at)
-        verb = "delete" if d.action is Action.DELETE else "wait (busy)"
-        table.add_row(
-            d.task.task_id, d.task.task_name or "", d.task.status or "", age, verb, d.detail or ""
-        )
-    if acting:
-        console.print(table)
-    if len(acting) > _PLAN_ROWS:
-        console.print(f"... and {len(acting) - _PLAN_ROWS} more (all are in the audit log)")
-    by_reason = Counter(d.reason for d in decisions if d.action is Action.SKIP)
-    kept = ", ".join(f"{n} by {reason}" for reason, n in by_reason.most_common())
-    deletes = sum(d.action is Action.DELETE for d in decisions)
-    busy = sum(d.action is Action.DEFER for d in decisions)
-    console.print(
-        f"would delete {deletes}, would wait for {busy} busy, would keep "
-        f"{sum(by_reason.values())}" + (f" ({kept})" if kept else "")
+def make_console(*, stderr: bool, width: int | None = None) -> Console:
+    """A console for the tool's human output on stderr or stdout.
+
+    ``NO_COLOR`` set to anything non-empty (no-color.org): no colour and no other escape
+    sequence either. Markup, emoji codes and highlighting are off, so nothing a server
+    sent is ever interpreted. Width: ``width`` when given; on a terminal its own width
+    (``COLUMNS`` overrides); elsewhere ``COLUMNS`` when set, else 80, never below 80
+    (``MIN_WIDTH``: narrower would fold task IDs in the plan table).
+    """
+    stream: TextIO = sys.stderr if stderr else sys.stdout
+    no_color = os.environ.get("NO_COLOR", "") != ""
+    if width is None and not _isatty(stream):
+        columns = os.environ.get("COLUMNS", "")
+        width = max(int(columns) if columns.isdigit() else MIN_WIDTH, MIN_WIDTH)
+    return Console(
+        stderr=stderr,
+        width=width,
+        no_color=no_color,
+        color_system=None if no_color else "auto",
+        markup=False,
+        emoji=False,
+        highlight=False,
     )
 
 
-def _age(delta: object) -> str:
-    seconds = delta.total_seconds() if hasattr(delta, "total_seconds") else 0.0
+def _isatty(stream: TextIO) -> bool:
+    try:
+        return stream.isatty()
+    except (AttributeError, ValueError):  # a closed or replaced stream
+        return False
+
+
+def _styled(console: Console, style: str) -> str:
+    """``style``, or no style at all when the console must not colour (NO_COLOR)."""
+    return "" if console.no_color or console.color_system is None else style
+
+
+# -- the dry run's plan ------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class _Row:
+    name: str
+    task: str
+    status: str
+    age: str
+    action: str
+    reason: str
+
+
+def plan_reason(decision: Decision) -> str:
+    """Why the plan acts on a task, beyond its status; empty when the status says it all."""
+    text = decision.detail or decision.reason
+    spellings = {(decision.task.status or "").casefold(), decision.task.state or ""}
+    plain = {"selected", "busy"} | {f"{p} {s}" for p in ("status", "task is") for s in spellings}
+    return "" if text.casefold() in plain else text
+
+
+def plan_order(decisions: Iterable[Decision]) -> list[Decision]:
+    """The tasks the plan acts on, grouped by task name, oldest first within a name."""
+    acting = [d for d in decisions if d.action in (Action.DELETE, Action.DEFER)]
+
+    def key(d: Decision) -> tuple[bool, str, str, float, str]:
+        name, created = d.task.task_name, d.task.created_at
+        when = created.timestamp() if created is not None else float("inf")
+        return (name is None, (name or "").casefold(), name or "", when, d.task.task_id)
+
+    return sorted(acting, key=key)
+
+
+def _age(delta: timedelta) -> str:
+    seconds = max(0, int(delta.total_seconds()))
     for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
         if seconds >= size:
-            return f"{seconds / size:.0f}{unit}"
-    return f"{seconds:.0f}s"
+            return f"{seconds // size}{unit}"
+    return f"{seconds}s"
 
 
-def print_summary(summary: RunSummary, console: Console, audit_log: str) -> None:
-    """The closing table: outcomes, requests, and what the exit code means."""
-    table = Table(title="dry run summary" if summary.dry_run else "run summary")
-    table.add_column("outcome")
-    table.add_column("tasks", justify="right")
-    for outcome, count in summary.counts.items():
-        if count:
-            table.add_row(outcome, str(count))
-    console.print(table)
-    data = summary.to_json()
-    per_task = data["requests_per_deleted_task"]
-    console.print(
-        f"requests sent: {summary.requests_total}"
-        + (f" ({per_task} per deleted task)" if per_task else "")
-        + f"; duration {summary.duration_s:.1f}s; audit log: {audit_log}"
-    )
-    waits = summary.progress_events
-    if waits.get("deferred") or waits.get("retrying"):
-        console.print(
-            f"busy tasks looked at again: {waits.get('deferred', 0)} times; "
-            f"transient errors retried: {waits.get('retrying', 0)}"
+def _rows(decisions: Sequence[Decision], now: datetime) -> list[_Row]:
+    rows, previous = [], object()
+    for d in decisions:
+        task = d.task
+        name = "(no name)" if task.task_name is None else printable(task.task_name, NAME_LIMIT)
+        rows.append(
+            _Row(
+                name="" if task.task_name == previous else name,
+                task=task.task_id,
+                status=printable(task.status or "?", 20),
+                age="?" if task.created_at is None else _age(now - task.created_at),
+                action="delete" if d.action is Action.DELETE else "wait (busy)",
+                reason=printable(plan_reason(d)),
+            )
         )
+        previous = task.task_name
+    return rows
+
+
+def _widths(rows: Sequence[_Row], width: int) -> dict[str, int]:
+    """Column widths that fit ``width``: the task ID is never cut, names and reasons are.
+
+    Without a ``reason`` width, reasons go on a line of their own under their row.
+    """
+
+    def longest(field: str) -> int:
+        return max(cell_len(field), *(cell_len(getattr(r, field)) for r in rows))
+
+    widths = {f: longest(f) for f in ("task", "status", "age", "action")}
+    name_need, reason_need = longest("name"), longest("reason")
+    free = width - sum(widths.values()) - _GAP * 4
+    if any(r.reason for r in rows):
+        name = min(name_need, max(_NAME_MIN, free - _GAP - reason_need, (free - _GAP) // 2))
+        reason = min(reason_need, free - _GAP - name)
+        if reason >= _REASON_MIN:
+            return {"name": name, **widths, "reason": reason}
+    return {"name": max(1, min(name_need, free)), **widths}
+
+
+def _line(cells: Mapping[str, str], widths: Mapping[str, int], style: str = "") -> Text:
+    parts = []
+    for field, width in widths.items():
+        cell = Text(cells[field])
+        cell.truncate(width, overflow="ellipsis")
+        cell.align("right" if field == "age" else "left", width)
+        parts.append(cell)
+    line = Text(" " * _GAP).join(parts)
+    line.rstrip()
+    line.stylize(style)
+    return line
+
+
+def _plan_lines(rows: Sequence[_Row], console: Console) -> list[Text]:
+    """The plan as aligned lines: a header, then a line per task (and its reason)."""
+    widths = _widths(rows, console.width)
+    lines = [_line({f: f for f in widths}, widths, _styled(console, "bold"))]
+    for row in rows:
+        lines.append(_line({f: getattr(row, f) for f in widths}, widths))
+        if row.reason and "reason" not in widths:
+            below = Text(" " * (widths["name"] + _GAP) + "why: " + row.reason)
+            below.truncate(console.width, overflow="ellipsis")
+            lines.append(below)
+    return lines
+
+
+def print_plan(
+    decisions: Sequence[Decision],
+    now: datetime,
+    console: Console,
+    *,
+    plan_path: str | None,
+    rows: int = 50,
+) -> None:
+    """The dry run's table of what --apply would do, then where the whole plan is."""
+    acting = plan_order(decisions)
+    shown = acting[: max(0, rows)]
+    if shown:
+        console.print(Text("what --apply would do, by task name:"))
+        for line in _plan_lines(_rows(shown, now), console):
+            console.print(line, no_wrap=True, overflow="ellipsis")
+    more = len(acting) - len(shown)
+    where = (
+        f"full plan: {plan_path} — nclue-cleanup plan show {shlex.quote(plan_path)}"
+        if plan_path
+        else "pass --plan-out FILE to keep the whole plan for review"
+    )
+    if more:
+        console.print(Text(f"and {more:,} more not shown; {where}"))
+    elif plan_path:
+        console.print(Text(where))
+    console.print(Text(_plan_line(decisions)))
+
+
+def _plan_line(decisions: Sequence[Decision]) -> str:
+    actions = Counter(d.action for d in decisions)
+    kept = Counter(d.reason for d in decisions if d.action is Action.SKIP)
+    line = (
+        f"would delete {actions[Action.DELETE]:,}, would wait for {actions[Action.DEFER]:,} "
+        f"busy, would keep {actions[Action.SKIP]:,}"
+    )
+    if kept:
+        line += f" ({_counts(kept)})"
+    return line
+
+
+def _counts(counts: Mapping[str, int]) -> str:
+    """``"name_glob 8, keep_latest 3"``: largest first, names shown escaped."""
+    items = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
+    return ", ".join(f"{printable(str(k), 60)} {v:,}" for k, v in items if v)
+
+
+# -- the run summary ---------------------------------------------------------------------
+
+
+def print_summary(summary: RunSummary, console: Console) -> None:
+    """The closing report: outcomes, why tasks were kept or left, cost, the exit code."""
+    console.print(Text(_title(summary)))
+    console.print(Padding(_outcome_table(summary), (0, 0, 0, 2), expand=False))
+    rule_skips = {k: v for k, v in summary.skip_reasons.items() if k not in _INTERRUPTED}
+    if rule_skips:
+        console.print(Text(f"kept by a rule: {_counts(rule_skips)}"))
+    if summary.interrupted:
+        parts = {k: summary.skip_reasons.get(k, 0) for k in _INTERRUPTED}
+        console.print(
+            Text(
+                f"interrupted: {summary.interrupted:,} tasks never reached ({_counts(parts)}); "
+                "running the policy again picks them up"
+            )
+        )
+    busy_title = "would wait (busy)" if summary.dry_run else "still busy at the busy deadline"
+    for outcome, title in ((Outcome.STILL_BUSY, busy_title), (Outcome.FAILED, "failed")):
+        notes = summary.notes.get(outcome.value, ())
+        total = max(len(notes), summary.counts.get(outcome.value, 0))
+        if total:
+            _print_notes(console, title, notes, total)
+    for line in _fact_lines(summary):
+        console.print(line)
+    warn, error = _styled(console, "yellow"), _styled(console, "red")
     for warning in summary.warnings:
-        console.print(f"[yellow]warning:[/] {warning}")
+        console.print(Text("warning: " + printable(warning, 1000), style=warn))
     if summary.error:
-        console.print(f"[red]error:[/] {summary.error}")
-    meaning = EXIT_MEANING.get(summary.exit_code, "")
-    console.print(f"exit code {summary.exit_code}: {meaning}")
+        console.print(Text("error: " + printable(summary.error, 1000), style=error))
+    meaning = EXIT_MEANING.get(summary.exit_code)
+    code_line = f"exit code {summary.exit_code}" + (f": {meaning}" if meaning else "")
+    console.print(Text(code_line, style=error if summary.exit_code else ""))
+
+
+def _title(summary: RunSummary) -> str:
+    kind = "dry run summary (nothing was deleted)" if summary.dry_run else "run summary"
+    about = [f"account {printable(summary.account, 60)}"] if summary.account else []
+    about += [f"trigger {printable(summary.trigger, 20)}", f"run {summary.run_id}"]
+    return f"{kind}: {', '.join(about)}"
+
+
+def _outcome_table(summary: RunSummary) -> Table:
+    table = Table(box=None, show_header=False, padding=(0, 1), pad_edge=False)
+    table.add_column("outcome", no_wrap=True)
+    table.add_column("tasks", justify="right", no_wrap=True)
+    primary = Outcome.WOULD_DELETE if summary.dry_run else Outcome.DELETED
+    for outcome in Outcome:
+        count = summary.counts.get(outcome.value, 0)
+        if outcome is Outcome.SKIPPED:
+            count = max(0, count - summary.interrupted)
+        label = outcome.value
+        if outcome is Outcome.STILL_BUSY and summary.dry_run:
+            label = "wait (busy)"
+        if count or outcome is primary:
+            table.add_row(Text(label), Text(f"{count:,}"))
+        if outcome is Outcome.SKIPPED and summary.interrupted:
+            table.add_row(Text("interrupted"), Text(f"{summary.interrupted:,}"))
+    return table
+
+
+def _print_notes(console: Console, title: str, notes: Sequence[TaskNote], total: int) -> None:
+    console.print(Text(f"{title}: {total:,}"))
+    if not notes:
+        return
+    table = Table(box=None, show_header=False, padding=(0, 1), pad_edge=False)
+    table.add_column("task", no_wrap=True)
+    table.add_column("name", no_wrap=True, overflow="ellipsis", max_width=20)
+    table.add_column("why", overflow="fold")
+    for note in notes[:NOTES_SHOWN]:
+        name = "" if note.task_name is None else printable(note.task_name, NAME_LIMIT)
+        table.add_row(Text(note.task_id), Text(name), Text(printable(note.why)))
+    console.print(Padding(table, (0, 0, 0, 2), expand=False))
+    if total > NOTES_SHOWN:
+        console.print(Text(f"  and {total - NOTES_SHOWN:,} more (all in --summary-json)"))
+
+
+def _fact_lines(summary: RunSummary) -> list[Text]:
+    lines = []
+    if summary.unknown_statuses:
+        lines.append(
+            f"unknown statuses, tasks kept (has the API changed?): "
+            f"{_counts(summary.unknown_statuses)}"
+        )
+    if summary.statuses_seen:
+        lines.append(f"statuses seen: {_counts(summary.statuses_seen)}")
+    if summary.refusal:
+        lines.append(f"first refusal: {_refusal(summary.refusal)}")
+    if summary.drain_left is not None:
+        lines.append(f"drain: {summary.drain_left:,} left for the next run")
+    lines.append(_cost_line(summary))
+    events = summary.progress_events
+    again = {"busy tasks looked at again": "deferred", "transient errors retried": "retrying"}
+    if any(events.get(key) for key in again.values()):
+        lines.append("; ".join(f"{what}: {events.get(key, 0):,}" for what, key in again.items()))
+    if summary.plan_path and not summary.dry_run:
+        lines.append(f"plan: {summary.plan_path}")
+    if summary.audit_log:
+        lines.append(f"audit log: {summary.audit_log}")
+    if summary.audit_head_sha256:
+        lines.append(f"head sha256: {summary.audit_head_sha256}")
+    return [Text(printable(line, None)) for line in lines]
+
+
+def _refusal(refusal: Mapping[str, Any]) -> str:
+    status = refusal.get("status")
+    code = refusal.get("errorCode", refusal.get("error_code"))
+    message = refusal.get("message")
+    parts = [f"HTTP {status}"] if status is not None else []
+    if code is not None:
+        parts.append(f"errorCode {code}")
+    text = ", ".join(parts) or "no status"
+    return text + (f": {printable(str(message))}" if message else "")
+
+
+def _cost_line(summary: RunSummary) -> str:
+    seconds = summary.duration_s
+    duration = f"{seconds:.1f}s" if seconds < 60 else format_duration(seconds)
+    per_task = summary.to_json()["requests_per_deleted_task"]
+    return (
+        f"requests: {summary.requests_total:,} sent"
+        + (f", {per_task:g} per deleted task" if per_task else "")
+        + f"; duration {duration}"
+    )
+
+
+# -- the summary as JSON -----------------------------------------------------------------
+
+
+def summary_json(summary: RunSummary) -> str:
+    """The run summary as one JSON document (non-ASCII and controls escaped)."""
+    return json.dumps(summary.to_json(), indent=1) + "\n"
 
 
 def write_summary_json(summary: RunSummary, path: str) -> None:
-    target = Path(path)
-    temporary = target.with_name(f".{target.name}.tmp")
-    temporary.write_text(json.dumps(summary.to_json(), indent=1) + "\n")
-    os.replace(temporary, target)
-
-
-def metrics_registry(summary: RunSummary, trigger: str) -> CollectorRegistry:
-    """Prometheus gauges for one run, ready for a textfile or a Pushgateway."""
-    registry = CollectorRegistry()
-    tasks = Gauge(
-        "nclue_cleanup_tasks",
-        "Tasks by terminal outcome in the last run",
-        ["outcome", "mode"],
-        registry=registry,
-    )
-    mode = "dry_run" if summary.dry_run else "apply"
-    for outcome, count in summary.counts.items():
-        tasks.labels(outcome, mode).set(count)
-    requests = Gauge(
-        "nclue_cleanup_requests",
-        "API requests sent in the last run by route and HTTP status (0: no response)",
-        ["route", "status"],
-        registry=registry,
-    )
-    for route, by_status in summary.requests.items():
-        for status, count in by_status.items():
-            requests.labels(route, status).set(count)
-    Gauge("nclue_cleanup_duration_seconds", "Duration of the last run", registry=registry).set(
-        summary.duration_s
-    )
-    Gauge(
-        "nclue_cleanup_exit_code", "Exit code of the last run", ["trigger"], registry=registry
-    ).labels(trigger).set(summary.exit_code)
-    Gauge(
-        "nclue_cleanup_last_run_timestamp_seconds", "When the last run ended", registry=registry
-    ).set(time.time())
-    return registry
-
-
-def _success_gauge(registry: CollectorRegistry, when: float) -> CollectorRegistry:
-    Gauge(
-        "nclue_cleanup_last_success_timestamp_seconds",
-        "When a run last finished with exit code 0 in apply mode",
-        registry=registry,
-    ).set(when)
-    return registry
-
-
-def _previous_success(textfile: str) -> float | None:
-    """The last-success time a previous run left in the textfile, so a failure keeps it."""
-    try:
-        text = Path(textfile).read_text()
-    except OSError:
-        return None
-    for family in text_string_to_metric_families(text):
-        for sample in family.samples:
-            if sample.name == "nclue_cleanup_last_success_timestamp_seconds":
-                return float(sample.value)
-    return None
-
-
-def export_metrics(summary: RunSummary, settings: Settings) -> None:
-    """Write the run's metrics; the last-success time survives failed runs.
-
-    Pushgateway groups are per trigger and shard, so the shards of one Job and runs
-    of different triggers do not overwrite each other's metrics.
-    """
-    succeeded = summary.exit_code == 0 and not summary.dry_run
-    registry = metrics_registry(summary, settings.trigger)
-    if settings.metrics_textfile:
-        last = time.time() if succeeded else _previous_success(settings.metrics_textfile)
-        if last is not None:
-            _success_gauge(registry, last)
-        write_to_textfile(settings.metrics_textfile, registry)
-    if settings.pushgateway:
-        group = {"trigger": settings.trigger, "shard": str(settings.shard_index)}
-        push_to_gateway(
-            settings.pushgateway, job="nclue-cleanup", grouping_key=group, registry=registry
-        )
-        if succeeded:  # its own group, so a failed run's push does not erase it
-            push_to_gateway(
-                settings.pushgateway,
-                job="nclue-cleanup-success",
-                grouping_key=group,
-                registry=_success_gauge(CollectorRegistry(), time.time()),
-            )
+    """Write the JSON summary to ``path`` atomically, or to stdout for ``-``."""
+    text = summary_json(summary)
+    if path == "-":
+        sys.stdout.write(text)
+        sys.stdout.flush()
+    else:
+        atomic_write(path, text.encode())

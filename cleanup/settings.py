@@ -10,11 +10,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
-import structlog
-
 from .errors import UsageError
+from .logs import get_logger
 
-log = structlog.get_logger(__name__)
+log = get_logger(__name__)
 
 DEFAULT_ENDPOINT = "https://nclue.apigw.ntruss.com/api/v1"
 DEFAULT_AUDIT_LOG = "nclue-cleanup-audit.jsonl"
@@ -39,7 +38,15 @@ class Settings:
     pushgateway: str | None = None
     shutdown_grace_s: float = 20.0
     operator: str | None = None
-    progress: bool = False
+    audit_skipped: str = "selected"
+    """``selected``: a skipped line only for tasks the name and age filters selected;
+    ``all``: one for every task (the first version's volume)."""
+    shared_budget: str | None = None
+    """URL of the coordination service every run on the account shares a budget through."""
+    account: str | None = None
+    """The account's name in an ``--accounts`` file (labels the summary and metrics)."""
+    capture_audit: bool = False
+    """Keep this run's audit lines in the summary (``RunSummary.audit_lines``)."""
 
 
 def resolve_endpoint(flag: str | None, env: Mapping[str, str], policy_endpoint: str | None) -> str:

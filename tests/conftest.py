@@ -7,23 +7,33 @@ tests shrink them here, so no test sleeps through real backoff.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
+import random
 import sys
 from collections.abc import AsyncIterator, Callable
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
 
 from cleanup import Credentials, Settings, run_policy
+from cleanup.budget import LocalBudget
+from cleanup.client import NclueClient
+from cleanup.listing import Lister
+from cleanup.retrying import RetryPolicy
 from cleanup.simulator import SimConfig, SimState, Simulator
+from cleanup.source import Source
+from cleanup.stopping import Stopping
 from cleanup.summary import RunSummary
+from cleanup.transport import Transport
 
 AK, SK = "sim-access-key", "sim-secret-key"
 CREDS = Credentials(AK, SK)
-OLD = datetime.now(timezone.utc) - timedelta(days=60)
+OLD = datetime.now(UTC) - timedelta(days=60)
 
 FAST_RETRY = {
     "max_attempts": 6,
@@ -65,7 +75,7 @@ def policy(select: dict[str, Any], **sections: Any) -> dict[str, Any]:
     doc: dict[str, Any] = {
         "version": 1,
         "select": select,
-        "limits": {"rate": 2000, "concurrency": 8},
+        "limits": {"rate": 2000, "concurrency": 8, "max_deletions_percent": 100},
         "retry": dict(FAST_RETRY),
     }
     for key, value in sections.items():
@@ -132,3 +142,32 @@ def run(tmp_path: Path) -> Callable[..., Any]:
         )
 
     return go
+
+
+@contextlib.asynccontextmanager
+async def api_stack(
+    sim: Simulator,
+    creds: Credentials = CREDS,
+    *,
+    max_attempts: int = 6,
+    timeout_s: float = 5.0,
+    rate: float = 5000,
+    concurrency: int = 4,
+    url: str | None = None,
+) -> AsyncIterator[SimpleNamespace]:
+    """The client stack the pipeline uses (transport, client, lister, source) on ``sim``."""
+    stopping = Stopping()
+    transport = Transport(
+        url or sim.url, creds, LocalBudget(rate), concurrency=concurrency, timeout_s=timeout_s
+    )
+    retry = RetryPolicy(max_attempts=max_attempts, base_s=0.001, max_s=0.01, rng=random.Random(0))
+    client = NclueClient(transport, retry, stopping)
+    lister = Lister(client, stopping)
+    async with transport:
+        yield SimpleNamespace(
+            client=client,
+            source=Source(client, lister),
+            lister=lister,
+            transport=transport,
+            stopping=stopping,
+        )

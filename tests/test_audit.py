@@ -3,21 +3,29 @@
 from __future__ import annotations
 
 import json
+import os
 import stat
 from pathlib import Path
 
-from cleanup.audit import GENESIS, AuditLog, verify
+import pytest
+
+from cleanup.audit import GENESIS, AuditLog, FileSink, StreamSink
+from cleanup.auditview import verify
+from cleanup.errors import AuditWriteError, UsageError
+from cleanup.ledger import Ledger, Recorder
 from cleanup.model import Outcome, Task
 
 from .conftest import account, policy, read_audit
 
 
 def _write(path: Path, run_id: str = "r1") -> None:
-    log = AuditLog(path, run_id)
-    log.event("run_started", policy="p.yaml")
-    log.task_event("deleting", Task("a", "exp", "completed"), attempt=1)
-    log.finish(Outcome.DELETED, Task("a", "exp", "completed"))
-    log.event("run_finished", counts=log.counts())
+    log = AuditLog(FileSink(path), run_id)
+    ledger = Ledger()
+    record = Recorder(log, ledger)
+    log.write("run_started", policy="p.yaml")
+    record.event("deleting", Task("a", "exp", "completed"), attempt=1)
+    record.finish(Outcome.DELETED, Task("a", "exp", "completed"))
+    log.write("run_finished", counts=ledger.counts())
     log.close()
 
 
@@ -53,7 +61,7 @@ def test_chain_continues_across_runs_and_verify_passes(tmp_path: Path):
 
 
 def test_verify_finds_the_first_modified_line(tmp_path: Path):
-    """Changing one line breaks the chain at the line after it."""
+    """Changing one line is reported at that line (SPEC: the edited line, not the next)."""
     path = tmp_path / "audit.jsonl"
     _write(path)
     lines = path.read_text().splitlines()
@@ -62,17 +70,18 @@ def test_verify_finds_the_first_modified_line(tmp_path: Path):
     lines[2] = json.dumps(record)
     path.write_text("\n".join(lines) + "\n")
     result = verify(path)
-    assert not result.ok and result.broken_line == 4
+    assert not result.ok and result.broken_line == 3
 
 
 def test_verify_finds_a_removed_line(tmp_path: Path):
-    """Removing a line breaks the chain where it was."""
+    """Removing a line breaks the chain: the last line the chain still vouches for is named."""
     path = tmp_path / "audit.jsonl"
     _write(path)
     lines = path.read_text().splitlines()
     del lines[1]
     path.write_text("\n".join(lines) + "\n")
-    assert verify(path).broken_line == 2
+    result = verify(path)
+    assert not result.ok and result.broken_line == 1
 
 
 def test_torn_last_line_is_closed_off_by_the_next_run(tmp_path: Path):
@@ -86,7 +95,8 @@ def test_torn_last_line_is_closed_off_by_the_next_run(tmp_path: Path):
     assert lines[4] == '{"event": "dele'
     assert json.loads(lines[5])["event"] == "run_started"
     result = verify(path)
-    assert result.broken_line == 5 and "torn" in (result.problem or "")
+    assert result.ok and [f.line for f in result.findings] == [5]
+    assert "torn" in result.findings[0].message
 
 
 async def test_run_audit_matches_server_state(make_sim, run, tmp_path: Path):
@@ -109,3 +119,61 @@ async def test_run_audit_matches_server_state(make_sim, run, tmp_path: Path):
     assert finished["event"] == "run_finished" and finished["exit_code"] == summary.exit_code
     assert finished["counts"] == summary.counts
     assert verify(tmp_path / "audit.jsonl").ok
+
+
+def test_symlinked_audit_path_is_refused(tmp_path: Path):
+    """An audit path that is a symlink is refused (exit 2), the target left untouched."""
+    target = tmp_path / "elsewhere.txt"
+    target.write_text("keep me\n")
+    link = tmp_path / "audit.jsonl"
+    link.symlink_to(target)
+    with pytest.raises(UsageError, match="symlink"):
+        FileSink(link)
+    assert target.read_text() == "keep me\n"
+
+
+def test_a_second_writer_on_one_file_is_refused(tmp_path: Path):
+    """Two runs on one audit file: the second is told the file is in use (exit 2)."""
+    path = tmp_path / "audit.jsonl"
+    first = FileSink(path)
+    try:
+        with pytest.raises(UsageError, match="another run"):
+            FileSink(path)
+    finally:
+        first.close()
+    FileSink(path).close()  # free again once the first is closed
+
+
+@pytest.mark.parametrize("where", ["dir", "no-parent", "device"])
+def test_unusable_audit_paths_are_usage_errors(tmp_path: Path, where: str):
+    """A directory, a missing directory or a device is a usage error naming the path."""
+    path = {
+        "dir": tmp_path,
+        "no-parent": tmp_path / "missing" / "audit.jsonl",
+        "device": Path("/dev/full"),
+    }[where]
+    with pytest.raises(UsageError, match=str(path)):
+        FileSink(path)
+
+
+def test_a_full_disk_stops_writing_with_one_error():
+    """A write that fails (ENOSPC) raises AuditWriteError, then every later write does too."""
+    fd = os.open("/dev/full", os.O_WRONLY)
+    log = AuditLog(StreamSink(fd), "r1")
+    try:
+        with pytest.raises(AuditWriteError, match="cannot write"):
+            log.write("run_started")
+        with pytest.raises(AuditWriteError):
+            log.write("run_finished")
+    finally:
+        os.close(fd)
+
+
+def test_closed_pipe_is_an_audit_write_error():
+    """stdout closed by the reader (``| head``) is an AuditWriteError, not a traceback."""
+    read, write = os.pipe()
+    os.close(read)
+    log = AuditLog(StreamSink(write), "r1")
+    with pytest.raises(AuditWriteError, match="closed the pipe"):
+        log.write("run_started")
+    os.close(write)

@@ -14,7 +14,7 @@ import pytest
 import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
-from cleanup.audit import verify
+from cleanup.auditview import verify
 
 from .conftest import AK, SK, account, clean_env, cli, policy, read_audit, terminal_by_task
 
@@ -98,7 +98,7 @@ async def test_plan_review_apply_deletes_exactly_the_plan(make_sim, tmp_path):
     plan = tmp_path / "plan.json"
     code, out, _ = await cli("run", "--policy", path, "--plan-out", str(plan), env=creds_env(sim))
     assert code == 0 and "would delete 5" in out
-    planned = json.loads(plan.read_text())["task_ids"]
+    planned = [t["task_id"] for t in json.loads(plan.read_text())["tasks"]]
     assert sorted(planned) == [f"t000{i}" for i in range(5)]
     assert sim.state.count(method="DELETE") == 0
     # New tasks appear and one planned task becomes busy before the review is done.

@@ -6,80 +6,97 @@ import contextlib
 
 import pytest
 
-from cleanup.client import NclueClient, _translate, parse_retry_after
+from cleanup.client import parse_retry_after, translate
 from cleanup.credentials import Credentials
 from cleanup.errors import (
     AuthError,
+    EndpointError,
     NotFoundError,
     QuotaExceededError,
     RefusedError,
     ThrottledError,
     TransientApiError,
 )
-from cleanup.limiter import RateLimiter
+from cleanup.kinds import TASKS
+from cleanup.transport import Reply
 
-from .conftest import CREDS, account
-
-
-def _client(sim, creds=CREDS, **kw) -> NclueClient:
-    kw.setdefault("backoff_base_s", 0.001)
-    kw.setdefault("backoff_max_s", 0.01)
-    return NclueClient(sim.url, creds, RateLimiter(5000, 4), **kw)
+from .conftest import account, api_stack
 
 
 async def test_signed_requests_are_accepted(make_sim):
     """A request signed by the client passes the simulator's signature check."""
     sim = await make_sim(account(2))
-    async with _client(sim) as client:
-        page = await client.list_page("tasks", 0, 100)
-        task = await client.get_task("t0001")
-        await client.delete_task("t0000")
-    assert page["total"] == 2 and task["task_id"] == "t0001"
+    async with api_stack(sim) as api:
+        page = await api.client.list_page(TASKS, 0, 100)
+        task = await api.client.get_task("t0001")
+        await api.client.delete_once("t0000")
+    assert page.total == 2 and task is not None and task.task_id == "t0001"
     assert sim.state.remaining_ids() == {"t0001"}
 
 
 async def test_wrong_secret_is_rejected_with_auth_error(make_sim):
     """A wrong secret gets 401 and becomes AuthError, without retries."""
     sim = await make_sim(account(1))
-    async with _client(sim, Credentials("sim-access-key", "wrong")) as client:
+    async with api_stack(sim, Credentials("sim-access-key", "wrong")) as api:
         with pytest.raises(AuthError) as info:
-            await client.get_task("t0000")
+            await api.client.get_task("t0000")
     assert info.value.status == 401 and info.value.code == "200"
     assert sim.state.total_requests() == 1
     assert "wrong" not in str(info.value)
 
 
-async def test_delete_of_unknown_task_is_not_found(make_sim):
-    """A DELETE of a task the server does not know raises NotFoundError (404)."""
+async def test_delete_of_unknown_task_is_absent_once_the_endpoint_is_proven(make_sim):
+    """A DELETE 404 with the API's body is 'absent' after a listing proved the endpoint."""
     sim = await make_sim(account(1))
-    async with _client(sim) as client:
-        with pytest.raises(NotFoundError):
-            await client.delete_task("nope")
+    async with api_stack(sim) as api:
+        with pytest.raises(EndpointError, match="endpoint or route not found"):
+            await api.client.delete_once("nope")  # nothing proved the endpoint yet
+        await api.client.list_page(TASKS, 0, 1)
+        reply = await api.client.delete_once("nope")
+    assert reply.absent
 
 
-async def test_dropped_connection_is_one_attempt_each(make_sim):
-    """aiohttp's silent re-send is off: every DELETE the server sees is an attempt we made."""
+async def test_gateway_404_on_the_first_call_is_a_configuration_error(make_sim):
+    """A wrong base path answers 404 to everything: exit-2 error, never 'already absent'."""
+    sim = await make_sim(account(1))
+    async with api_stack(sim, url=sim.base_url + "/api/v2") as api:
+        with pytest.raises(EndpointError):
+            await api.client.get_task("t0000")
+
+
+@pytest.mark.parametrize("body", ["html", "text"])
+async def test_404_with_a_non_api_body_is_a_configuration_error(make_sim, body):
+    """A 404 page that is not the API's JSON error object never means 'already absent'."""
+    sim = await make_sim(account(1), route_404_body=body)
+    async with api_stack(sim, url=sim.base_url + "/nclue") as api:
+        with pytest.raises(EndpointError, match="non-API body"):
+            await api.client.list_page(TASKS, 0, 1)
+
+
+async def test_every_send_passes_the_accounting_even_aiohttp_re_sends(make_sim):
+    """Every DELETE the server sees went through our on_send hook and the rate budget."""
     sim = await make_sim(account(20), drop_connection=1.0)
     attempts = 0
 
-    def on_attempt(_: int) -> None:
+    def on_send(_: int) -> None:
         nonlocal attempts
         attempts += 1
 
-    async with _client(sim, max_attempts=3) as client:
+    async with api_stack(sim, max_attempts=3) as api:
+        await api.client.list_page(TASKS, 0, 1)
         for i in range(20):
             with contextlib.suppress(TransientApiError, NotFoundError):
-                await client.delete_task(f"t{i:04d}", on_attempt=on_attempt)
+                await api.client.delete_once(f"t{i:04d}", on_send=on_send)
     assert attempts == sim.state.count(method="DELETE")
-    assert client.requests["delete_task", 0] == sim.state.count(method="DELETE", status=0)
+    assert api.transport.sends["delete_task"] == sim.state.count(method="DELETE")
 
 
 async def test_hung_request_times_out_as_transient(make_sim):
     """A server that never answers within the timeout gives a TransientApiError."""
     sim = await make_sim(account(1), hang=1.0, hang_s=5.0)
-    async with _client(sim, timeout_s=0.2, max_attempts=1) as client:
+    async with api_stack(sim, timeout_s=0.2, max_attempts=1) as api:
         with pytest.raises(TransientApiError, match="timed out"):
-            await client.get_task("t0000")
+            await api.client.get_task("t0000")
 
 
 @pytest.mark.parametrize(
@@ -121,22 +138,17 @@ async def test_hung_request_times_out_as_transient(make_sim):
 )
 def test_responses_translate_leniently(status, body, error, code):
     """Error bodies are read leniently (codes as strings or numbers, HTML, truncated JSON)."""
-    import json
-
-    try:
-        parsed = json.loads(body)
-    except ValueError:
-        parsed = None
-    exc = _translate("DELETE /api/v1/tasks/x", status, parsed, body, None)
+    reply = Reply(status, {}, body, 1)
+    exc = translate("DELETE /api/v1/tasks/x", reply, method="DELETE", any_success=False)
     assert type(exc) is error
     assert exc.status == status and exc.code == code
 
 
-def test_html_error_page_message_is_its_text():
-    """A proxy's HTML page becomes a short text message, tags removed."""
+def test_html_error_page_message_says_what_it_is():
+    """A proxy's HTML page becomes a short message saying so, not the page's markup."""
     body = b"<html><head><title>Bad Gateway</title></head><body>upstream down</body></html>"
-    exc = _translate("GET /api/v1/tasks", 502, None, body, None)
-    assert exc.detail == "Bad Gateway upstream down"
+    exc = translate("GET /api/v1/tasks", Reply(502, {}, body, 1), method="GET", any_success=True)
+    assert exc.detail == "an HTML page (a proxy or a wrong URL?)"
 
 
 @pytest.mark.parametrize(

@@ -1,4 +1,4 @@
-"""Credentials: environment first, then a Secret mount, a KEY=value file or ~/.ncloud/configure."""
+"""Credentials: --credentials-file first, then the environment, then ~/.ncloud/configure."""
 
 from __future__ import annotations
 
@@ -10,17 +10,59 @@ from structlog.testing import capture_logs
 from cleanup.credentials import Credentials, load_credentials
 from cleanup.errors import CredentialsError
 
+ENV = {"NCLOUD_ACCESS_KEY": "ak", "NCLOUD_SECRET_KEY": "sk"}
 
-def test_environment_wins():
-    """NCLOUD_ACCESS_KEY / NCLOUD_SECRET_KEY are used when both are set."""
-    creds = load_credentials({"NCLOUD_ACCESS_KEY": "ak", "NCLOUD_SECRET_KEY": "sk"}, "/nope")
-    assert creds == Credentials("ak", "sk")
+
+def test_environment_is_used_without_a_file(tmp_path: Path):
+    """NCLOUD_ACCESS_KEY / NCLOUD_SECRET_KEY are used when both are set and no file is given."""
+    assert load_credentials(ENV, home=tmp_path) == Credentials("ak", "sk")
+
+
+def test_explicit_file_wins_over_stale_environment(tmp_path: Path):
+    """An explicit --credentials-file beats whatever is left in the environment."""
+    path = tmp_path / "creds.env"
+    path.write_text("NCLOUD_ACCESS_KEY=file-ak\nNCLOUD_SECRET_KEY=file-sk\n")
+    path.chmod(0o600)
+    assert load_credentials(ENV, path) == Credentials("file-ak", "file-sk")
+
+
+def test_ncloud_configure_in_home_is_read_last(tmp_path: Path):
+    """With neither a file nor the environment, ~/.ncloud/configure is read when it exists."""
+    (tmp_path / ".ncloud").mkdir()
+    configure = tmp_path / ".ncloud" / "configure"
+    configure.write_text("[DEFAULT]\nncloud_access_key_id = AKH\nncloud_secret_access_key = SKH\n")
+    configure.chmod(0o600)
+    assert load_credentials({}, home=tmp_path) == Credentials("AKH", "SKH")
+    assert load_credentials(ENV, home=tmp_path) == Credentials("ak", "sk")
+
+
+@pytest.mark.parametrize(
+    "env",
+    [
+        {"NCLOUD_ACCESS_KEY": "ak", "NCLOUD_SECRET_KEY": "s\udcffk"},
+        {"NCLOUD_ACCESS_KEY": "ak", "NCLOUD_SECRET_KEY": "s\x1bk"},
+    ],
+)
+def test_unprintable_secret_is_a_usage_error_that_never_shows_it(env, tmp_path: Path):
+    """A secret with an invalid byte or a control character is exit 2, not a traceback."""
+    with pytest.raises(CredentialsError, match="not printable ASCII") as info:
+        load_credentials(env, home=tmp_path)
+    assert env["NCLOUD_SECRET_KEY"] not in str(info.value)
+
+
+def test_credentials_file_with_invalid_utf8_is_a_usage_error(tmp_path: Path):
+    """A credentials file that is not UTF-8 is named, its content never shown."""
+    path = tmp_path / "creds.env"
+    path.write_bytes(b"NCLOUD_ACCESS_KEY=ak\nNCLOUD_SECRET_KEY=s\xffk\n")
+    path.chmod(0o600)
+    with pytest.raises(CredentialsError, match="not valid UTF-8"):
+        load_credentials({}, path)
 
 
 def test_missing_credentials_name_what_to_set():
     """No credentials at all is a usage error naming the variables (exit 2)."""
     with pytest.raises(CredentialsError, match="NCLOUD_SECRET_KEY") as info:
-        load_credentials({"NCLOUD_ACCESS_KEY": "ak"})
+        load_credentials({"NCLOUD_ACCESS_KEY": "ak"}, home=Path("/nonexistent"))
     assert info.value.exit_code == 2
 
 

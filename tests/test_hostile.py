@@ -29,7 +29,7 @@ import pytest
 import yaml
 from yarl import URL
 
-from cleanup.audit import verify
+from cleanup.auditview import verify
 from cleanup.signing import signed_headers
 from cleanup.simulator import SimConfig, SimState, generate_account
 from cleanup.simulator.hostile import NON_OBJECT_BODIES
@@ -174,26 +174,27 @@ async def test_spoiled_body_on_every_listing_call_fails_closed(make_sim, run, kn
 
 
 @pytest.mark.parametrize("knob", ["truncated_json", "non_object_body"])
-async def test_2xx_delete_with_a_spoiled_body_counts_as_deleted(make_sim, run, tmp_path, knob):
-    """A DELETE answered 2xx is deleted whatever its body: the status is the evidence."""
-    sim = await make_sim(account(40), hostile_routes=DELETE_ONLY, seed=2, **{knob: 1.0})
+async def test_2xx_delete_with_a_spoiled_body_is_failed_not_deleted(make_sim, run, tmp_path, knob):
+    """A DELETE 2xx whose body is not JSON naming the task is not trusted: failed, with the
+    delete possibly done (a rerun settles it); never reported deleted."""
+    sim = await make_sim(account(10), hostile_routes=DELETE_ONLY, seed=2, **{knob: 1.0})
     summary = await run(sim, policy({"all": True}))
-    assert summary.exit_code == 0, summary.error
-    assert sim.state.faults[knob] == 40
-    assert summary.counts["deleted"] == 40 and summary.counts["failed"] == 0
-    assert sim.state.remaining_ids() == set()
-    # One DELETE per task: a spoiled 2xx body is not retried (the server did delete).
-    assert sim.state.count(method="DELETE") == 40 == deleting_lines(tmp_path / "audit.jsonl")
+    assert summary.exit_code == 1, summary.error
+    assert sim.state.faults[knob] == 10
+    assert summary.counts["deleted"] == 0 and summary.counts["failed"] == 10
+    # One DELETE per task: an untrusted 2xx is not retried (the delete may have happened).
+    assert sim.state.count(method="DELETE") == 10 == deleting_lines(tmp_path / "audit.jsonl")
 
 
 # -- garbled fields -----------------------------------------------------------------------
 
 
 async def test_wrong_field_types_never_crash_and_nothing_is_deleted(make_sim, run, tmp_path):
-    """Tasks with a numeric status, garbage created_at and a list name are skipped, no crash."""
+    """Tasks with a numeric status, garbage created_at and a list name are skipped, no crash;
+    kept only for an unknown status, the run exits 1 so a changed API is noticed."""
     sim = await make_sim(account(30), wrong_types=1.0)
     summary = await run(sim, policy({"all": True}))
-    assert summary.exit_code == 0, summary.error
+    assert summary.exit_code == 1, summary.error
     assert summary.counts["skipped"] == 30 and summary.counts["failed"] == 0
     assert {d.reason for d in summary.decisions} == {"unknown_status"}
     assert sim.state.count(method="DELETE") == 0
@@ -205,19 +206,20 @@ async def test_numeric_status_is_skipped_as_unknown_status(make_sim, run):
     """A task whose status is a number is skipped with reason unknown_status, not deleted."""
     sim = await make_sim(account(5), wrong_types=1.0, wrong_type_fields=frozenset({"status"}))
     summary = await run(sim, policy({"all": True}))
-    assert summary.exit_code == 0
+    assert summary.exit_code == 1
     assert [(d.reason, d.task.status) for d in summary.decisions] == [("unknown_status", None)] * 5
+    assert summary.unknown_statuses == {"missing": 5}
     assert sim.state.count(method="DELETE") == 0
 
 
 async def test_garbage_created_at_is_unknown_age(make_sim, run):
-    """A task whose created_at is not a time has an unknown age: older_than skips it."""
+    """A task whose created_at is not a time has an unknown age: kept, with its own reason."""
     fields = frozenset({"created_at"})
     sim = await make_sim(account(5), wrong_types=1.0, wrong_type_fields=fields)
     summary = await run(sim, policy({"all": True}, filters={"older_than": "1d"}))
     assert summary.exit_code == 0
     assert {(d.reason, d.detail) for d in summary.decisions} == {
-        ("older_than", "created_at unknown")
+        ("created_at_unknown", "created_at missing or unreadable")
     }
     assert sim.state.count(method="DELETE") == 0
 
@@ -290,9 +292,9 @@ async def test_task_without_id_on_get_fails_that_task(make_sim, run, tmp_path):
 # -- listings that do not add up ----------------------------------------------------------
 
 
-@pytest.mark.parametrize(("tasks", "offset"), [(250, 7), (250, 100), (250, -7), (250, -100)])
+@pytest.mark.parametrize(("tasks", "offset"), [(250, 7), (250, 100)])
 async def test_lying_total_fails_closed(make_sim, run, tasks, offset):
-    """A listing total that is too high, or short by part of a page, deletes nothing."""
+    """A listing total above what the server serves (consistently) deletes nothing."""
     sim = await make_sim(account(tasks), total_offset=offset)
     summary = await run(sim, policy({"all": True}))
     assert summary.exit_code == 1
@@ -300,34 +302,36 @@ async def test_lying_total_fails_closed(make_sim, run, tasks, offset):
     assert "nothing was deleted" in (summary.error or "").lower()
 
 
-@pytest.mark.parametrize(("tasks", "offset"), [(250, -50), (200, -100), (150, -50)])
-async def test_total_short_by_whole_pages_fails_closed(make_sim, run, tasks, offset):
-    """A total that hides whole pages of the listing deletes nothing and exits 1."""
+@pytest.mark.parametrize(
+    ("tasks", "offset"), [(250, -7), (250, -100), (250, -50), (200, -100), (150, -50)]
+)
+async def test_total_below_the_served_count_hides_nothing(make_sim, run, tasks, offset):
+    """A total short by part of a page or by whole pages hides no task: the listing reads
+    until a window comes back short (total may be the page's size on the real API)."""
     sim = await make_sim(account(tasks), total_offset=offset)
     summary = await run(sim, policy({"all": True}))
-    assert sim.state.count(method="DELETE") == 0
-    assert summary.exit_code == 1
-    assert "nothing was deleted" in (summary.error or "").lower()
+    assert summary.exit_code == 0, summary.error
+    assert summary.counts["deleted"] == tasks and sim.state.remaining_ids() == set()
 
 
 async def test_short_total_never_reports_existing_ids_absent(make_sim, run):
-    """Explicit IDs hidden past a short total are not reported already_absent."""
+    """Explicit IDs past a short total are found, never reported already_absent."""
     sim = await make_sim(account(250), total_offset=-50)
     ids = [f"t{i:04d}" for i in range(10)]  # the oldest: the listing's tail
     summary = await run(sim, policy({"ids": ids}))
-    assert not set(summary.task_ids["already_absent"]) & sim.state.remaining_ids()
-    assert summary.exit_code == 1
+    assert summary.task_ids["already_absent"] == ()
+    assert sorted(summary.task_ids["deleted"]) == ids and summary.exit_code == 0
 
 
 @pytest.mark.parametrize("index_mode", ["offset", "page"])
-async def test_duplicated_ids_that_hide_a_task_fail_closed(make_sim, run, index_mode):
-    """Pages that repeat the previous page's last task and lose the tail delete nothing."""
+async def test_pages_that_start_one_early_still_list_everything(make_sim, run, index_mode):
+    """Pages that repeat the previous page's last task are anchored, not trusted by
+    count: the tail a total-based reader would lose is read, each task deleted once."""
     sim = await make_sim(account(300), duplicate_across_pages=True, index_mode=index_mode)
     summary = await run(sim, policy({"all": True}))
     assert sim.state.faults["duplicate_across_pages"] > 0
-    assert summary.exit_code == 1
-    assert sim.state.count(method="DELETE") == 0
-    assert "nothing was deleted" in (summary.error or "").lower()
+    assert summary.exit_code == 0, summary.error
+    assert sim.state.remaining_ids() == set() and max(sim.state.deleted.values()) == 1
 
 
 async def test_duplicated_ids_that_hide_nothing_are_deduplicated(make_sim, run, tmp_path):
@@ -421,13 +425,14 @@ async def test_throttle_storm_on_the_listing_fails_closed_after_the_budget(make_
 CLI_CASES: dict[str, tuple[dict[str, Any], set[int]]] = {  # knobs, the exit codes allowed
     "html-502": ({"html_error": 0.2}, {0}),
     "html-502-listing": ({"html_error": 1.0, "hostile_routes": LISTING_ONLY}, {1}),
-    "truncated-json": ({"truncated_json": 0.2}, {0, 1}),
-    "non-object-body": ({"non_object_body": 0.2}, {0, 1}),
+    # an untrusted DELETE 2xx is a failure; past 20 % of them the breaker stops (exit 5)
+    "truncated-json": ({"truncated_json": 0.2}, {0, 1, 5}),
+    "non-object-body": ({"non_object_body": 0.2}, {0, 1, 5}),
     "wrong-types": ({"wrong_types": 0.5}, {0}),
     "missing-task-id": ({"missing_task_id": 0.05}, {1}),
     "total-too-high": ({"total_offset": 7}, {1}),
     "total-short-by-pages": ({"total_offset": -100}, {0, 1}),
-    "duplicate-across-pages": ({"duplicate_across_pages": True}, {1}),
+    "duplicate-across-pages": ({"duplicate_across_pages": True}, {0}),
     "retry-after-garbage": ({"throttle_storm": 0.2, "retry_after": "garbage"}, {0}),
     "retry-after-date": ({"throttle_storm": 0.2, "retry_after": _http_date(60)}, {0}),
     "storm-on-deletes": ({"throttle_storm": 1.0, "hostile_routes": DELETE_ONLY}, {1}),

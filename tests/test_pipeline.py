@@ -6,7 +6,7 @@ from collections import Counter
 from pathlib import Path
 
 from cleanup import Credentials
-from cleanup.audit import verify
+from cleanup.auditview import verify
 from cleanup.simulator import SimState, generate_account
 
 from .conftest import OLD, account, policy, read_audit, terminal_by_task
@@ -174,7 +174,7 @@ async def test_max_deletions_guard_exits_5_and_deletes_nothing(make_sim, run):
 
 async def test_listing_failure_fails_closed(make_sim, run):
     """A listing page that keeps failing deletes nothing and does not exit 0."""
-    sim = await make_sim(account(250), fail_list_pages=frozenset({1, 100, 2, 200}))
+    sim = await make_sim(account(250), fail_list_pages=frozenset(range(1, 300)))
     summary = await run(sim, policy({"all": True}))
     assert summary.exit_code == 1
     assert sim.state.count(method="DELETE") == 0

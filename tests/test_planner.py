@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 import pytest
 
 from cleanup.model import Action, Decision, Task
-from cleanup.planner import judge, newest_per_name, plan
+from cleanup.planner import Evidence, judge, newest_per_group, plan
 from cleanup.policy import Policy, policy_from_mapping
 
-UTC = timezone.utc
+UTC = UTC
 NOW = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
 JAN1 = datetime(2026, 1, 1, tzinfo=UTC)
 MICRO = timedelta(microseconds=1)
@@ -36,7 +36,16 @@ DELETE, SKIP, DEFER = Action.DELETE, Action.SKIP, Action.DEFER
 DECISIONS = [
     # the default policy deletes every deletable status
     ("plain-completed", {}, task(), DELETE, "selected", "status completed"),
-    ("plain-registered", {}, task(status="registered"), DELETE, "selected", None),
+    # registered is opt-in: deleting it cancels a training job that was just submitted
+    ("plain-registered", {}, task(status="registered"), SKIP, "status", None),
+    (
+        "registered-opted-in",
+        {"filters": {"statuses": ["registered"]}},
+        task(status="registered"),
+        DELETE,
+        "selected",
+        None,
+    ),
     ("plain-failed", {}, task(status="failed"), DELETE, "selected", None),
     # protect
     ("protect-id", {"protect": {"ids": ["t1"]}}, task(), SKIP, "protect", "protect.ids"),
@@ -248,22 +257,23 @@ DECISIONS = [
         "older_than",
         None,
     ),
-    # a task without created_at never passes an age filter, and passes when there is none
+    # a task without created_at never passes an age filter (kept with its own reason),
+    # and passes when there is none
     (
         "no-created-older",
         {"filters": {"older_than": "1s"}},
         task(created=None),
         SKIP,
-        "older_than",
-        "created_at unknown",
+        "created_at_unknown",
+        "created_at missing or unreadable",
     ),
     (
         "no-created-before",
         {"filters": {"created_before": "2030-01-01T00:00:00Z"}},
         task(created=None),
         SKIP,
-        "created_before",
-        "created_at unknown",
+        "created_at_unknown",
+        "created_at missing or unreadable",
     ),
     ("no-created-no-age-rule", {}, task(created=None), DELETE, "selected", None),
     # status filter
@@ -303,8 +313,11 @@ DECISIONS = [
         "unknown_status",
         "status 'archived' is not known",
     ),
-    ("no-status", {}, task(status=None), SKIP, "unknown_status", "status None is not known"),
-    ("status-case", {}, task(status="Completed"), SKIP, "unknown_status", None),
+    ("no-status", {}, task(status=None), SKIP, "unknown_status", "status missing is not known"),
+    # statuses compare case-insensitively, and `complete` means `completed`
+    ("status-case", {}, task(status="Completed"), DELETE, "selected", None),
+    ("status-complete", {}, task(status="complete"), DELETE, "selected", None),
+    ("status-odd", {}, task(status="archived"), SKIP, "unknown_status", None),
     # rule order: protect first, then names, then age, then status
     (
         "protect-beats-busy",
@@ -490,26 +503,34 @@ def test_keep_latest_slots_taken_by_protected_busy_and_filtered_tasks():
 
 
 def test_keep_latest_task_without_created_at_is_kept_without_taking_a_place():
-    """An undated task is kept, and the newest dated task still keeps its place."""
+    """An undated task is kept (reason created_at_unknown), and the newest dated task
+    still keeps its place."""
     account = [task("undated", "a", created=None), *family("a", [1, 2])]
     got = actions(plan(account, pol(filters={"keep_latest": 1}), NOW))
     assert got == {
-        "undated": (SKIP, "keep_latest"),
+        "undated": (SKIP, "created_at_unknown"),
         "a-1": (SKIP, "keep_latest"),
         "a-2": (DELETE, "selected"),
     }
 
 
-def test_keep_latest_ties_broken_by_task_id():
-    """Tasks created at the same instant are ranked by task_id, so the result is stable."""
+def test_keep_latest_keeps_every_task_tied_with_the_nth_newest():
+    """Tasks created in the same instant as the N-th newest are all kept: when in doubt,
+    keep (task_id order says nothing about which was registered last)."""
     same = NOW - timedelta(days=5)
     account = [
         task("b", "a", created=same),
         task("a", "a", created=same),
         task("c", "a", created=same),
+        task("old", "a", created=same - timedelta(days=1)),
     ]
     got = actions(plan(account, pol(filters={"keep_latest": 1}), NOW))
-    assert got == {"a": (SKIP, "keep_latest"), "b": (DELETE, "selected"), "c": (DELETE, "selected")}
+    assert got == {
+        "a": (SKIP, "keep_latest"),
+        "b": (SKIP, "keep_latest"),
+        "c": (SKIP, "keep_latest"),
+        "old": (DELETE, "selected"),
+    }
 
 
 def test_keep_latest_keeps_nameless_tasks():
@@ -529,13 +550,13 @@ def test_keep_latest_keeps_nameless_tasks():
 
 @pytest.mark.parametrize("keep", [None, 0])
 def test_newest_per_name_without_keep_is_empty(keep):
-    """newest_per_name keeps nothing when keep_latest is absent or 0."""
-    assert newest_per_name(family("a", [1, 2]), keep) == frozenset()
+    """newest_per_group keeps nothing when keep_latest is absent or 0."""
+    assert newest_per_group(family("a", [1, 2]), pol(filters={"keep_latest": keep})) == frozenset()
 
 
 def test_newest_per_name_more_than_group():
     """keep_latest above a group's size keeps the whole group."""
-    assert newest_per_name(family("a", [1, 2]), 5) == {"a-1", "a-2"}
+    assert newest_per_group(family("a", [1, 2]), pol(filters={"keep_latest": 5})) == {"a-1", "a-2"}
 
 
 @pytest.mark.parametrize(
@@ -584,8 +605,8 @@ def test_judge_uses_the_given_kept_set():
     """judge skips a task in the kept set given to it, and deletes it with an empty one."""
     policy = pol(filters={"keep_latest": 1})
     one = task()
-    assert judge(one, policy, NOW, frozenset({"t1"})).reason == "keep_latest"
-    assert judge(one, policy, NOW, frozenset()).action is DELETE
+    assert judge(one, policy, NOW, Evidence(kept=frozenset({"t1"}))).reason == "keep_latest"
+    assert judge(one, policy, NOW, Evidence()).action is DELETE
 
 
 def test_plan_one_decision_per_candidate_in_order():

@@ -5,9 +5,10 @@ from __future__ import annotations
 import hashlib
 import operator
 import tempfile
-from datetime import datetime, timezone
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 import yaml
@@ -16,9 +17,12 @@ from hypothesis import strategies as st
 
 from cleanup.errors import PolicyError
 from cleanup.policy import (
+    Account,
+    Api,
     Limits,
     Policy,
     Retry,
+    Review,
     load_policy,
     parse_duration,
     policy_from_mapping,
@@ -26,7 +30,7 @@ from cleanup.policy import (
 )
 
 BASE = "version: 1\nselect: {all: true}\n"
-UTC = timezone.utc
+UTC = UTC
 
 
 def write(directory: Path, text: str | bytes, name: str = "policy.yaml") -> Path:
@@ -42,7 +46,7 @@ def write(directory: Path, text: str | bytes, name: str = "policy.yaml") -> Path
 # -- every key of the README's policy reference ------------------------------------------
 
 LOADS = [
-    # durations: every unit, fractions and plain numbers of seconds
+    # durations: every unit and fractions (a bare number is an error: see ERRORS)
     ("filters:\n  older_than: 500ms\n", "filters.older_than_s", 0.5),
     ("filters:\n  older_than: 90s\n", "filters.older_than_s", 90.0),
     ("filters:\n  older_than: 30m\n", "filters.older_than_s", 1800.0),
@@ -50,11 +54,9 @@ LOADS = [
     ("filters:\n  older_than: 1.5h\n", "filters.older_than_s", 5400.0),
     ("filters:\n  older_than: 30d\n", "filters.older_than_s", 30 * 86400.0),
     ("filters:\n  older_than: 2w\n", "filters.older_than_s", 14 * 86400.0),
-    ("filters:\n  older_than: 45\n", "filters.older_than_s", 45.0),
-    ("filters:\n  older_than: 2.5\n", "filters.older_than_s", 2.5),
-    ("filters:\n  older_than: 0\n", "filters.older_than_s", 0.0),
+    ("filters:\n  older_than: 0s\n", "filters.older_than_s", 0.0),
     ("filters:\n  older_than: ' 7 d '\n", "filters.older_than_s", 7 * 86400.0),
-    # created_before: a string, a YAML timestamp, naive read as UTC, an offset kept
+    # created_before: a string or a YAML timestamp with a zone, in UTC (zone-less: ERRORS)
     (
         "filters:\n  created_before: '2026-01-01T00:00:00Z'\n",
         "filters.created_before",
@@ -66,22 +68,31 @@ LOADS = [
         datetime(2026, 1, 1, tzinfo=UTC),
     ),
     (
-        "filters:\n  created_before: '2026-01-01T10:00:00'\n",
+        "filters:\n  created_before: 2026-01-01 10:00:00+01:00\n",
         "filters.created_before",
-        datetime(2026, 1, 1, 10, tzinfo=UTC),
-    ),
-    (
-        "filters:\n  created_before: 2026-01-01 10:00:00\n",
-        "filters.created_before",
-        datetime(2026, 1, 1, 10, tzinfo=UTC),
+        datetime(2026, 1, 1, 9, tzinfo=UTC),
     ),
     (
         "filters:\n  created_before: '2026-01-01T09:00:00+09:00'\n",
         "filters.created_before",
         datetime(2026, 1, 1, tzinfo=UTC),
     ),
-    # statuses, names, keep_latest
-    ("", "filters.statuses", frozenset({"registered", "completed", "failed"})),
+    # statuses: default completed and failed; case-insensitive; complete means completed
+    ("", "filters.statuses", frozenset({"completed", "failed"})),
+    ("filters: {}\n", "filters.statuses", frozenset({"completed", "failed"})),
+    ("filters:\n  statuses: [Completed]\n", "filters.statuses", frozenset({"completed"})),
+    ("filters:\n  statuses: [complete]\n", "filters.statuses", frozenset({"completed"})),
+    (
+        "filters:\n  statuses: [COMPLETE, Failed, completed]\n",
+        "filters.statuses",
+        frozenset({"completed", "failed"}),
+    ),
+    (
+        "filters:\n  statuses: [registered, completed, failed]\n",
+        "filters.statuses",
+        frozenset({"registered", "completed", "failed"}),
+    ),
+    # names, keep_latest
     ("filters:\n  statuses: [failed]\n", "filters.statuses", frozenset({"failed"})),
     (
         "filters:\n  statuses: [completed, failed, completed]\n",
@@ -116,13 +127,78 @@ LOADS = [
     ("retry:\n  busy_deadline: 0s\n", "retry.busy_deadline_s", 0.0),
     ("retry:\n  backoff_base: 5ms\n", "retry.backoff_base_s", 0.005),
     ("retry:\n  backoff_max: 2m\n", "retry.backoff_max_s", 120.0),
-    ("retry:\n  request_timeout: 10\n", "retry.request_timeout_s", 10.0),
+    ("retry:\n  request_timeout: 10s\n", "retry.request_timeout_s", 10.0),
     ("retry:\n  max_attempts: 2\n", "retry.busy_interval_s", 60.0),
     # endpoint and selection
     ("endpoint: https://example.test/api/v1/\n", "endpoint", "https://example.test/api/v1"),
     ("endpoint: http://127.0.0.1:8080/api/v1\n", "endpoint", "http://127.0.0.1:8080/api/v1"),
     ("", "endpoint", None),
     ("", "selection.all", True),
+    # filters.keep_latest_by: a regex with group 1 or a group named family
+    ("filters:\n  keep_latest: 3\n", "filters.keep_latest_by", None),
+    (
+        "filters:\n  keep_latest: 3\n  keep_latest_by: '^(.+)-v[0-9]+$'\n",
+        "filters.keep_latest_by.pattern",
+        "^(.+)-v[0-9]+$",
+    ),
+    (
+        "filters:\n  keep_latest: 1\n  keep_latest_by: '^(?P<family>[a-z]+)-'\n",
+        "filters.keep_latest_by.groupindex",
+        {"family": 1},
+    ),
+    (
+        "filters:\n  keep_latest: 0\n  keep_latest_by: '(v)(?P<family>.+)'\n",
+        "filters.keep_latest_by.groups",
+        2,
+    ),
+    # account
+    ("", "account", Account()),
+    ("", "account.access_key_ids", None),
+    ("account:\n", "account.access_key_ids", None),
+    (
+        "account:\n  access_key_ids: [ncp_iam_A, ' ncp_iam_B ']\n",
+        "account.access_key_ids",
+        frozenset({"ncp_iam_A", "ncp_iam_B"}),
+    ),
+    # protect: ids casefolded, referenced (default true), used_within
+    ("protect:\n  ids: [T-1, t-1, Ab]\n", "protect.ids", frozenset({"t-1", "ab"})),
+    ("", "protect.referenced", True),
+    ("protect:\n  referenced: false\n", "protect.referenced", False),
+    ("protect:\n  name_globs: [a]\n", "protect.referenced", True),
+    ("", "protect.used_within_s", None),
+    ("protect:\n  used_within: 14d\n", "protect.used_within_s", 14 * 86400.0),
+    # limits: the caps and the circuit breaker
+    ("", "limits.max_deletions_percent", 50.0),
+    ("limits:\n  max_deletions_percent: 100\n", "limits.max_deletions_percent", 100.0),
+    ("limits:\n  max_deletions_percent: 0.5\n", "limits.max_deletions_percent", 0.5),
+    ("", "limits.max_deletions_per_run", None),
+    ("limits:\n  max_deletions_per_run: 1\n", "limits.max_deletions_per_run", 1),
+    ("limits:\n  max_deletions_per_run: 200\n", "limits.max_deletions_per_run", 200),
+    ("", "limits.max_failure_percent", 20.0),
+    ("limits:\n  max_failure_percent: 0\n", "limits.max_failure_percent", 0.0),
+    ("limits:\n  max_failure_percent: 100\n", "limits.max_failure_percent", 100.0),
+    ("limits:\n  max_failure_percent: 12.5\n", "limits.max_failure_percent", 12.5),
+    ("limits:\n  max_deletions: null\n", "limits.max_deletions", None),
+    # retry: backoff_max may equal backoff_base
+    ("retry:\n  backoff_base: 2s\n  backoff_max: 2s\n", "retry.backoff_max_s", 2.0),
+    # review
+    ("", "review", Review()),
+    ("review:\n  min_plan_age: 24h\n", "review.min_plan_age_s", 86400.0),
+    ("review:\n  min_plan_age: 24h\n", "review.max_plan_age_s", None),
+    ("review:\n  max_plan_age: 7d\n", "review.max_plan_age_s", 7 * 86400.0),
+    ("review:\n  min_plan_age: 0s\n  max_plan_age: 1h\n", "review.min_plan_age_s", 0.0),
+    ("review:\n  min_plan_age: 1h\n  max_plan_age: 1h\n", "review.max_plan_age_s", 3600.0),
+    # api
+    ("", "api", Api()),
+    ("", "api.timezone", UTC),
+    ("api:\n  timezone: UTC\n", "api.timezone", UTC),
+    ("api:\n  timezone: Asia/Seoul\n", "api.timezone", ZoneInfo("Asia/Seoul")),
+    ("api:\n  timezone: '+09:00'\n", "api.timezone", timezone(timedelta(hours=9))),
+    ("api:\n  timezone: +09:00\n", "api.timezone", timezone(timedelta(hours=9))),
+    ("api:\n  timezone: '-0530'\n", "api.timezone", timezone(-timedelta(hours=5.5))),
+    ("", "api.verify", True),
+    ("api:\n  verify: false\n", "api.verify", False),
+    ("api:\n  verify: false\n", "api.timezone", UTC),
 ]
 
 
@@ -251,6 +327,16 @@ ERRORS = [
     (BASE + "filters:\n  older_than: 30x\n", "filters.older_than", "'30x'"),
     (BASE + "filters:\n  older_than: 30\u00a0days\n", "filters.older_than", "a duration"),
     (BASE + "filters:\n  older_than: -5\n", "filters.older_than", "a duration"),
+    # a bare number is never seconds: it is an error saying which unit to add
+    (BASE + "filters:\n  older_than: 7\n", "filters.older_than", "7 has no unit: write 7d"),
+    (BASE + "filters:\n  older_than: '7'\n", "filters.older_than", "7 has no unit"),
+    (BASE + "filters:\n  older_than: 45\n", "filters.older_than", "45 has no unit"),
+    (BASE + "filters:\n  older_than: 2.5\n", "filters.older_than", "2.5 has no unit"),
+    (BASE + "filters:\n  older_than: 0\n", "filters.older_than", "0 has no unit"),
+    (BASE + "retry:\n  request_timeout: 10\n", "retry.request_timeout", "10 has no unit"),
+    (BASE + "retry:\n  busy_deadline: 1800\n", "retry.busy_deadline", "1800 has no unit"),
+    (BASE + "retry:\n  busy_interval: 60\n", "retry.busy_interval", "60 has no unit"),
+    (BASE + "retry:\n  backoff_max: 2\n", "retry.backoff_max", "2 has no unit"),
     (BASE + "filters:\n  older_than: -5s\n", "filters.older_than", "a duration"),
     (BASE + "filters:\n  older_than: d\n", "filters.older_than", "a duration"),
     (BASE + "filters:\n  older_than: .nan\n", "filters.older_than", "a duration"),
@@ -259,7 +345,8 @@ ERRORS = [
     (BASE + "retry:\n  busy_deadline: 1y\n", "retry.busy_deadline", "a duration"),
     (BASE + "retry:\n  backoff_max: ''\n", "retry.backoff_max", "a duration"),
     (BASE + "retry:\n  busy_interval: 0s\n", "retry.busy_interval", "above zero"),
-    (BASE + "retry:\n  backoff_base: 0\n", "retry.backoff_base", "above zero"),
+    (BASE + "retry:\n  backoff_base: 0\n", "retry.backoff_base", "0 has no unit"),
+    (BASE + "retry:\n  backoff_base: 0s\n", "retry.backoff_base", "above zero"),
     (BASE + "retry:\n  request_timeout: 0ms\n", "retry.request_timeout", "above zero"),
     # regexes that do not compile
     (BASE + "filters:\n  name_regex: 'exp-('\n", "filters.name_regex", "regular expression"),
@@ -269,7 +356,13 @@ ERRORS = [
     (BASE + "filters:\n  statuses: [in_progress]\n", "filters.statuses", "deferred automatically"),
     (BASE + "filters:\n  statuses: [failed, pending]\n", "filters.statuses", "non-empty subset"),
     (BASE + "filters:\n  statuses: [deleted]\n", "filters.statuses", "non-empty subset"),
-    (BASE + "filters:\n  statuses: [Completed]\n", "filters.statuses", "non-empty subset"),
+    (BASE + "filters:\n  statuses: [Pending]\n", "filters.statuses", "deferred automatically"),
+    (BASE + "filters:\n  statuses: [completes]\n", "filters.statuses", "non-empty subset"),
+    (
+        BASE + "filters:\n  statuses: [unknown]\n",
+        "filters.statuses",
+        "completed, failed, registered",
+    ),
     (BASE + "filters:\n  statuses: []\n", "filters.statuses", "non-empty subset"),
     # empty selections
     ("version: 1\n", "select", "at least one of"),
@@ -314,6 +407,119 @@ ERRORS = [
     (BASE + "protect:\n  ids: ['a b']\n", "protect.ids", "task IDs"),
     (BASE + "protect:\n  ids: ['-a']\n", "protect.ids", "task IDs"),
     (BASE + "protect:\n  ids: ['t%2F1']\n", "protect.ids", "task IDs"),
+    # a timestamp without a zone
+    (
+        BASE + "filters:\n  created_before: '2026-01-01T10:00:00'\n",
+        "filters.created_before",
+        "add one, e.g. 2026-01-01T10:00:00Z",
+    ),
+    (
+        BASE + "filters:\n  created_before: 2026-01-01 10:00:00\n",
+        "filters.created_before",
+        "this one has none",
+    ),
+    (BASE + "filters:\n  created_before: 2026-01-01\n", "filters.created_before", "bare date"),
+    # keep_latest_by
+    (
+        BASE + "filters:\n  keep_latest_by: '^(.+)-v[0-9]+$'\n",
+        "filters.keep_latest_by",
+        "keep_latest beside it",
+    ),
+    (
+        BASE + "filters:\n  keep_latest: null\n  keep_latest_by: '^(.+)$'\n",
+        "filters.keep_latest_by",
+        "keep_latest beside it",
+    ),
+    (
+        BASE + "filters:\n  keep_latest: 3\n  keep_latest_by: '^exp-[0-9]+$'\n",
+        "filters.keep_latest_by",
+        "with a group",
+    ),
+    (
+        BASE + "filters:\n  keep_latest: 3\n  keep_latest_by: '^(?:exp)-'\n",
+        "filters.keep_latest_by",
+        "with a group",
+    ),
+    (
+        BASE + "filters:\n  keep_latest: 3\n  keep_latest_by: '^(.+'\n",
+        "filters.keep_latest_by",
+        "regular expression",
+    ),
+    (
+        BASE + "filters:\n  keep_latest: 3\n  keep_latest_by: [a]\n",
+        "filters.keep_latest_by",
+        "a non-empty string",
+    ),
+    # account
+    (BASE + "account: [ncp_iam_A]\n", "account", "a mapping"),
+    (BASE + "account: {}\n", "account.access_key_ids", "a non-empty list"),
+    (BASE + "account:\n  access_key_ids: null\n", "account.access_key_ids", "non-empty list"),
+    (BASE + "account:\n  access_key_ids: []\n", "account.access_key_ids", "non-empty list"),
+    (BASE + "account:\n  access_key_ids: ncp_iam_A\n", "account.access_key_ids", "a list"),
+    (BASE + "account:\n  access_key_ids: ['']\n", "account.access_key_ids", "non-empty"),
+    (BASE + "account:\n  access_key_ids: [1]\n", "account.access_key_ids", "strings"),
+    (BASE + "account:\n  access_key: [a]\n", "account.access_key", "unknown key"),
+    # protect.referenced and protect.used_within
+    (BASE + "protect:\n  referenced: 'no'\n", "protect.referenced", "true or false"),
+    (BASE + "protect:\n  referenced: 0\n", "protect.referenced", "true or false"),
+    (BASE + "protect:\n  used_within: 14\n", "protect.used_within", "14 has no unit"),
+    (BASE + "protect:\n  used_within: 0s\n", "protect.used_within", "above zero"),
+    (BASE + "protect:\n  used_within: 2y\n", "protect.used_within", "a duration"),
+    (BASE + "protect:\n  used_in: 14d\n", "protect.used_in", "unknown key"),
+    # limits: caps, drain and the circuit breaker
+    (BASE + "limits:\n  max_deletions_percent: 0\n", "limits.max_deletions_percent", "above 0"),
+    (BASE + "limits:\n  max_deletions_percent: -5\n", "limits.max_deletions_percent", "above 0"),
+    (
+        BASE + "limits:\n  max_deletions_percent: 101\n",
+        "limits.max_deletions_percent",
+        "at most 100",
+    ),
+    (BASE + "limits:\n  max_deletions_percent: '50'\n", "limits.max_deletions_percent", "number"),
+    (BASE + "limits:\n  max_deletions_percent: '50%'\n", "limits.max_deletions_percent", "number"),
+    (BASE + "limits:\n  max_deletions_percent: true\n", "limits.max_deletions_percent", "number"),
+    (BASE + "limits:\n  max_deletions_percent: .nan\n", "limits.max_deletions_percent", "100"),
+    (BASE + "limits:\n  max_deletions_percent: .inf\n", "limits.max_deletions_percent", "100"),
+    (BASE + "limits:\n  max_deletions_per_run: 0\n", "limits.max_deletions_per_run", "least 1"),
+    (BASE + "limits:\n  max_deletions_per_run: -1\n", "limits.max_deletions_per_run", "least 1"),
+    (BASE + "limits:\n  max_deletions_per_run: 1.5\n", "limits.max_deletions_per_run", "whole"),
+    (BASE + "limits:\n  max_deletions_per_run: '9'\n", "limits.max_deletions_per_run", "whole"),
+    (BASE + "limits:\n  max_deletions_per_run: true\n", "limits.max_deletions_per_run", "whole"),
+    (BASE + "limits:\n  max_failure_percent: -1\n", "limits.max_failure_percent", "0 to 100"),
+    (BASE + "limits:\n  max_failure_percent: 100.5\n", "limits.max_failure_percent", "0 to 100"),
+    (BASE + "limits:\n  max_failure_percent: '20'\n", "limits.max_failure_percent", "a number"),
+    (BASE + "limits:\n  max_failure_percent: false\n", "limits.max_failure_percent", "a number"),
+    (BASE + "limits:\n  max_failure_percent: .nan\n", "limits.max_failure_percent", "0 to 100"),
+    (BASE + "limits:\n  max_deletion: 5\n", "limits.max_deletion", "unknown key"),
+    # retry: backoff_max below backoff_base
+    (
+        BASE + "retry:\n  backoff_base: 2s\n  backoff_max: 1s\n",
+        "retry.backoff_max",
+        "at least retry.backoff_base",
+    ),
+    (BASE + "retry:\n  backoff_max: 500ms\n", "retry.backoff_max", "at least retry.backoff_base"),
+    # review
+    (BASE + "review: 24h\n", "review", "a mapping"),
+    (BASE + "review:\n  min_plan_age: 24\n", "review.min_plan_age", "24 has no unit"),
+    (BASE + "review:\n  max_plan_age: 7\n", "review.max_plan_age", "7 has no unit"),
+    (BASE + "review:\n  max_plan_age: 0s\n", "review.max_plan_age", "above zero"),
+    (BASE + "review:\n  min_plan_age: -1h\n", "review.min_plan_age", "a duration"),
+    (
+        BASE + "review:\n  min_plan_age: 7d\n  max_plan_age: 24h\n",
+        "review.max_plan_age",
+        "at least review.min_plan_age",
+    ),
+    (BASE + "review:\n  min_age: 1h\n", "review.min_age", "unknown key"),
+    # api
+    (BASE + "api: UTC\n", "api", "a mapping"),
+    (BASE + "api:\n  timezone: +9:00\n", "api.timezone", "YAML reads +9:00 as the number"),
+    (BASE + "api:\n  timezone: 9\n", "api.timezone", "a time zone such as UTC"),
+    (BASE + "api:\n  timezone: Mars/Olympus\n", "api.timezone", "not a zone this system knows"),
+    (BASE + "api:\n  timezone: Asia\n", "api.timezone", "not a zone this system knows"),
+    (BASE + "api:\n  timezone: '+25:00'\n", "api.timezone", "a time zone such as UTC"),
+    (BASE + "api:\n  timezone: ../../etc/passwd\n", "api.timezone", "a time zone"),
+    (BASE + "api:\n  timezone: ''\n", "api.timezone", "a time zone"),
+    (BASE + "api:\n  verify: 'yes'\n", "api.verify", "true or false"),
+    (BASE + "api:\n  zone: UTC\n", "api.zone", "unknown key"),
 ]
 
 
@@ -404,22 +610,22 @@ def test_mapping_errors_name_the_given_source():
         ("2w", 1209600.0),
         ("0.5s", 0.5),
         (" 3 h ", 10800.0),
-        (7, 7.0),
-        (0, 0.0),
-        (0.25, 0.25),
     ],
 )
 def test_parse_duration_units(value, seconds: float):
-    """parse_duration turns a number and a unit (or plain seconds) into seconds."""
+    """parse_duration turns a number and a unit into seconds."""
     assert parse_duration(value) == pytest.approx(seconds)
 
 
 @pytest.mark.parametrize(
     "value",
-    ["", "30", "30x", "s", "1.s", "-1s", "1e3s", "1 d 2h", "30D", True, False, -1, None, []],
+    [
+        *("", "30", "30x", "s", "1.s", "-1s", "1e3s", "1 d 2h", "30D", True, False, -1, None, []),
+        *(7, 0, 0.25, "7"),
+    ],
 )
 def test_parse_duration_rejects(value):
-    """parse_duration raises ValueError for anything that is not a non-negative duration."""
+    """parse_duration raises ValueError for anything but a non-negative number with a unit."""
     with pytest.raises(ValueError, match="a duration"):
         parse_duration(value)
 
@@ -454,12 +660,14 @@ def test_valid_task_id(text: str, valid: bool):
 # -- regressions: pathological input (found by these tests, fixed in policy.py) ------------
 
 
-def test_created_before_as_yaml_date(tmp_path: Path):
-    """created_before: 2026-01-01 (a YAML date, unquoted) loads like the quoted string does."""
-    quoted = load_policy(write(tmp_path, BASE + "filters:\n  created_before: '2026-01-01'\n"))
-    assert quoted.filters.created_before == datetime(2026, 1, 1, tzinfo=UTC)
-    path = write(tmp_path, BASE + "filters:\n  created_before: 2026-01-01\n", "date.yaml")
-    assert load_policy(path).filters.created_before == datetime(2026, 1, 1, tzinfo=UTC)
+@pytest.mark.parametrize("value", ["'2026-01-01'", "2026-01-01"], ids=["quoted-date", "yaml-date"])
+def test_created_before_as_a_bare_date_is_refused(tmp_path: Path, value: str):
+    """created_before: 2026-01-01, quoted or a YAML date, is refused: add a time and a zone."""
+    path = write(tmp_path, BASE + f"filters:\n  created_before: {value}\n")
+    with pytest.raises(PolicyError) as caught:
+        load_policy(path)
+    assert str(caught.value).startswith(f"{path}: filters.created_before: expected ")
+    assert "add a zone, e.g. 2026-01-01T00:00:00Z" in str(caught.value)
 
 
 HUGE = "1" + "0" * 400
@@ -531,8 +739,20 @@ def test_mapping_with_mixed_key_types_is_a_policy_error():
 # -- nothing but Policy or PolicyError ------------------------------------------------------
 
 REAL_KEYS = {
-    "": ["version", "endpoint", "select", "filters", "protect", "limits", "retry"],
+    "": [
+        "version",
+        "endpoint",
+        "select",
+        "account",
+        "filters",
+        "protect",
+        "limits",
+        "retry",
+        "review",
+        "api",
+    ],
     "select": ["all", "ids", "ids_file"],
+    "account": ["access_key_ids"],
     "filters": [
         "statuses",
         "name_glob",
@@ -540,9 +760,17 @@ REAL_KEYS = {
         "older_than",
         "created_before",
         "keep_latest",
+        "keep_latest_by",
     ],
-    "protect": ["ids", "name_globs"],
-    "limits": ["rate", "concurrency", "max_deletions"],
+    "protect": ["ids", "name_globs", "referenced", "used_within"],
+    "limits": [
+        "rate",
+        "concurrency",
+        "max_deletions",
+        "max_deletions_percent",
+        "max_deletions_per_run",
+        "max_failure_percent",
+    ],
     "retry": [
         "max_attempts",
         "busy_interval",
@@ -551,16 +779,12 @@ REAL_KEYS = {
         "backoff_max",
         "request_timeout",
     ],
+    "review": ["min_plan_age", "max_plan_age"],
+    "api": ["timezone", "verify"],
 }
 
 # Integers and floats are unrestricted: huge numbers must be PolicyErrors too.
-scalars = (
-    st.none()
-    | st.booleans()
-    | st.integers()
-    | st.floats()
-    | st.text(max_size=12)
-)
+scalars = st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=12)
 all_keys = [key for keys in REAL_KEYS.values() for key in keys]
 str_keys = st.sampled_from(all_keys) | st.text(max_size=8)
 any_keys = str_keys | st.integers(-3, 3) | st.booleans() | st.none() | st.floats(-2, 2)
@@ -569,8 +793,9 @@ any_keys = str_keys | st.integers(-3, 3) | st.booleans() | st.none() | st.floats
 def _trees(keys: st.SearchStrategy[Any]) -> st.SearchStrategy[Any]:
     return st.recursive(
         scalars,
-        lambda children: st.lists(children, max_size=4)
-        | st.dictionaries(keys, children, max_size=5),
+        lambda children: (
+            st.lists(children, max_size=4) | st.dictionaries(keys, children, max_size=5)
+        ),
         max_leaves=12,
     )
 
@@ -590,9 +815,16 @@ ids = st.lists(
 )
 times = (
     st.sampled_from(
-        ["2026-01-01T00:00:00Z", "2026-01-01", "2026-13-01", "yesterday", "2026-01-01T09:00+09:00"]
+        [
+            "2026-01-01T00:00:00Z",
+            "2026-01-01",
+            "2026-13-01",
+            "yesterday",
+            "2026-01-01T09:00+09:00",
+            "2026-01-01T09:00:00",
+        ]
     )
-    | st.datetimes(timezones=st.none() | st.just(timezone.utc))
+    | st.datetimes(timezones=st.none() | st.just(UTC))
     | st.dates()
 )
 PLAUSIBLE: dict[str, st.SearchStrategy[Any]] = {
@@ -600,9 +832,23 @@ PLAUSIBLE: dict[str, st.SearchStrategy[Any]] = {
     "ids": ids,
     "ids_file": st.sampled_from(["ids.txt", "lists/ids.txt", "../ids.txt", "", " "]),
     "statuses": st.lists(
-        st.sampled_from(["registered", "completed", "failed", "pending", "in_progress", "x"]),
+        st.sampled_from(
+            ["registered", "completed", "Complete", "failed", "pending", "in_progress", "x"]
+        ),
         max_size=4,
     ),
+    "access_key_ids": st.lists(st.sampled_from(["ncp_iam_A", "", " ", 5]), max_size=3),
+    "keep_latest_by": patterns | st.sampled_from(["^(.+)-v[0-9]+$", "(?P<family>.+)-", "x"]),
+    "referenced": st.booleans() | st.sampled_from(["yes", 0]),
+    "used_within": durations,
+    "max_deletions_percent": st.floats(-1, 120) | st.integers(-1, 120),
+    "max_deletions_per_run": st.integers(-1, 10**4),
+    "max_failure_percent": st.floats(-1, 120) | st.integers(-1, 120),
+    "min_plan_age": durations,
+    "max_plan_age": durations,
+    "timezone": st.sampled_from(["UTC", "Asia/Seoul", "+09:00", "Mars/X", "", "../x"])
+    | st.integers(-600, 600),
+    "verify": st.booleans() | st.sampled_from(["no", 1]),
     "name_glob": patterns,
     "name_regex": patterns,
     "older_than": durations,
@@ -633,7 +879,7 @@ def policy_like(draw: st.DrawFn, keys: st.SearchStrategy[Any]) -> Any:
         doc["version"] = 1 if _often(draw) else draw(junk)
     if not _often(draw, 4):
         doc["endpoint"] = draw(st.sampled_from(["https://x.test/api/v1/", "ftp://x", ""]) | junk)
-    for section in ("select", "filters", "protect", "limits", "retry"):
+    for section in ("select", "account", "filters", "protect", "limits", "retry", "review", "api"):
         if not _often(draw, 10 if section == "select" else 2):
             continue
         if not _often(draw, 20):
@@ -701,3 +947,126 @@ def test_load_policy_of_arbitrary_text_returns_policy_or_policy_error(prefix: st
         path = write(Path(directory), (prefix + body).encode("utf-8", "surrogatepass"))
         _only_policy_or_policy_error(lambda: load_policy(path))
 
+
+# -- the shape other modules rely on -------------------------------------------------------
+
+
+def test_dataclass_fields_are_the_documented_interface():
+    """Policy and its sections expose exactly the attribute names the pipeline uses."""
+    from dataclasses import fields
+
+    from cleanup import policy as module
+
+    expected = {
+        "Policy": "selection account filters protect limits retry review api endpoint source "
+        "sha256",
+        "Selection": "all ids ids_file",
+        "Account": "access_key_ids",
+        "Filters": "statuses name_glob name_regex older_than_s created_before keep_latest "
+        "keep_latest_by",
+        "Protect": "ids name_globs referenced used_within_s",
+        "Limits": "rate concurrency max_deletions max_deletions_percent max_deletions_per_run "
+        "max_failure_percent",
+        "Retry": "max_attempts busy_interval_s busy_deadline_s backoff_base_s backoff_max_s "
+        "request_timeout_s",
+        "Review": "min_plan_age_s max_plan_age_s",
+        "Api": "timezone verify",
+    }
+    for name, attrs in expected.items():
+        cls = getattr(module, name)
+        assert [f.name for f in fields(cls)] == attrs.split(), name
+        assert not hasattr(cls, "__dict__") or "__slots__" in vars(cls), name
+
+
+def test_created_before_is_aware_utc(tmp_path: Path):
+    """created_before comes out aware and in UTC whatever offset the policy wrote."""
+    text = BASE + "filters:\n  created_before: '2026-01-01T09:00:00+09:00'\n"
+    moment = load_policy(write(tmp_path, text)).filters.created_before
+    assert moment is not None and moment.tzinfo == UTC
+
+
+# -- size and alias limits: refused before anything is expanded -----------------------------
+
+LIMIT = 1_000_000
+
+
+def test_file_of_exactly_one_megabyte_loads(tmp_path: Path):
+    """A policy file of exactly 1 MB (padded with a comment) still loads."""
+    text = BASE + "#" * (LIMIT - len(BASE) - 1) + "\n"
+    assert len(text.encode()) == LIMIT
+    assert load_policy(write(tmp_path, text)).selection.all is True
+
+
+def test_file_over_one_megabyte_is_refused_unread(tmp_path: Path):
+    """A policy file one byte over 1 MB is refused by its size, though it is valid YAML."""
+    path = write(tmp_path, BASE + "#" * (LIMIT - len(BASE)) + "\n")
+    with pytest.raises(PolicyError) as caught:
+        load_policy(path)
+    assert str(caught.value) == f"{path}: the policy file is over 1 MB; refused unread"
+
+
+def _laughs(levels: int, width: int = 10) -> str:
+    """``filters.older_than`` as a list whose last item expands to width**levels strings."""
+    lines = ["filters:", "  older_than:", '    - &l0 "lollollollollollollollollollollol"']
+    for level in range(1, levels + 1):
+        refs = ", ".join([f"*l{level - 1}"] * width)
+        lines.append(f"    - &l{level} [{refs}]")
+    return BASE + "\n".join(lines) + "\n"
+
+
+def test_billion_laughs_is_refused_without_expanding(tmp_path: Path):
+    """Nine levels of ten aliases (10^9 strings in 1 KB) are refused from the node graph."""
+    path = write(tmp_path, _laughs(9))
+    with pytest.raises(PolicyError) as caught:
+        load_policy(path)
+    message = str(caught.value)
+    assert message == f"{path}: the YAML's aliases expand past 1 MB; refused unexpanded"
+    assert "lol" not in message
+
+
+def test_aliases_that_expand_past_the_limit_in_a_value_are_refused(tmp_path: Path):
+    """An alias graph refused by size never reaches validation, so no error echoes it."""
+    path = write(tmp_path, _laughs(5))
+    with pytest.raises(PolicyError, match="expand past 1 MB") as caught:
+        load_policy(path)
+    assert "lol" not in str(caught.value)
+
+
+def test_small_aliases_are_allowed(tmp_path: Path):
+    """Aliases that stay small (one glob reused) load like the written-out document."""
+    text = "version: 1\nselect: {all: true}\nfilters: {name_glob: &g 'exp-*'}\n"
+    text += "protect: {name_globs: [*g, *g]}\n"
+    policy = load_policy(write(tmp_path, text))
+    assert policy.protect.name_globs == ("exp-*", "exp-*")
+
+
+def test_recursive_alias_is_refused(tmp_path: Path):
+    """An anchor that contains its own alias (an endless structure) is refused, not built."""
+    path = write(tmp_path, "version: 1\nselect: {all: true}\nprotect: &p {name_globs: [*p]}\n")
+    with pytest.raises(PolicyError, match="expand past 1 MB"):
+        load_policy(path)
+
+
+def test_error_never_echoes_a_large_value(tmp_path: Path):
+    """A wrong value is echoed cut to 80 characters, however large it is (or expands to)."""
+    path = write(tmp_path, _laughs(3))
+    with pytest.raises(PolicyError, match=r"filters\.older_than: expected a duration") as caught:
+        load_policy(path)
+    assert len(str(caught.value)) < len(str(path)) + 200
+    assert str(caught.value).endswith("...")
+
+
+def test_policy_error_for_a_huge_integer(tmp_path: Path):
+    """An integer Python refuses to build from text (over 4,300 digits) is a PolicyError."""
+    path = write(tmp_path, BASE + "limits:\n  rate: " + "9" * 5000 + "\n")
+    with pytest.raises(PolicyError, match="malformed YAML"):
+        load_policy(path)
+
+
+def test_duplicate_key_error_cuts_a_long_key(tmp_path: Path):
+    """A long key given twice is named in at most 80 characters."""
+    key = "k" * 5000
+    path = write(tmp_path, BASE + f"? {key}\n: 1\n? {key}\n: 2\n")
+    with pytest.raises(PolicyError, match="given twice") as caught:
+        load_policy(path)
+    assert len(str(caught.value)) < len(str(path)) + 200

@@ -7,7 +7,7 @@ import asyncio
 import tempfile
 from collections import Counter
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from fnmatch import fnmatchcase
 from pathlib import Path
 from typing import Any
@@ -16,20 +16,21 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from cleanup import Settings, run_policy
-from cleanup.audit import verify
+from cleanup.auditview import verify
 from cleanup.model import BUSY_STATUSES, DELETABLE_STATUSES, Action, Decision, Task
-from cleanup.planner import plan
+from cleanup.planner import UNSELECTED_REASONS, plan
 from cleanup.policy import Policy, policy_from_mapping
 from cleanup.simulator import SimConfig, SimState, Simulator
 
 from .conftest import CREDS, read_audit, terminal_by_task
 
-UTC = timezone.utc
+UTC = UTC
 NOW = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
 NAMES = ["exp-a", "exp-b", "prod-x", "train-1", "train-2"]
 GLOBS = ["exp-*", "*-a", "train-?", "*", "prod-*", "exp-b", "*-1", "[et]*"]
 REGEXES = ["exp-.", "(exp|train)-.*", "t.*", "x", "prod-x|exp-a", ".*-[0-9]"]
 KNOWN_REASONS = {
+    "created_at_unknown",
     "protect",
     "name_glob",
     "name_regex",
@@ -136,7 +137,8 @@ def policies(draw: st.DrawFn, task_ids: list[str]) -> Policy:
         filters["name_regex"] = draw(st.sampled_from(REGEXES))
     if draw(st.booleans()):
         filters["older_than"] = draw(
-            st.sampled_from(["0s", "1h", "1d", "7d", "30d"]) | st.integers(0, 100 * 86400)
+            st.sampled_from(["0s", "1h", "1d", "7d", "30d"])
+            | st.integers(0, 100 * 86400).map(lambda n: f"{n}s")
         )
     if draw(st.integers(0, 3)) == 0:
         filters["created_before"] = draw(st.sampled_from(INSTANTS)).isoformat()
@@ -202,7 +204,8 @@ def test_planner_deletes_everything_the_rules_allow(
             assert d.action is Action.SKIP
             continue
         if keep_in_doubt(t, policy):
-            assert d.action is Action.SKIP and d.reason in ("unknown_name", "keep_latest")
+            assert d.action is Action.SKIP
+            assert d.reason in ("unknown_name", "keep_latest", "created_at_unknown")
             continue
         if len(strictly_newer(t, account)) < keep and len(newer_or_equal(t, account)) >= keep:
             continue  # ties at the Nth place: which one is kept is the planner's choice
@@ -317,7 +320,11 @@ def scenarios(draw: st.DrawFn) -> Scenario:
         "select": select,
         "filters": filters,
         "protect": protect,
-        "limits": {"rate": 2000, "concurrency": draw(st.sampled_from([1, 4, 8]))},
+        "limits": {
+            "rate": 2000,
+            "concurrency": draw(st.sampled_from([1, 4, 8])),
+            "max_deletions_percent": 100,
+        },
         "retry": dict(FAST_RETRY),
     }
     faults = {
@@ -393,14 +400,29 @@ def expected_plan(
     return policy, decisions, entered
 
 
-def check_audit(audit: Path, summary: Any, entered: set[str]) -> list[dict[str, Any]]:
+def quiet_ids(decisions: list[Decision], explicit: set[str]) -> set[str]:
+    """Listed tasks no name or age filter selected: counted in run_finished, no line each."""
+    return {
+        d.task.task_id
+        for d in decisions
+        if d.reason in UNSELECTED_REASONS and d.task.task_id not in explicit
+    }
+
+
+def check_audit(
+    audit: Path, summary: Any, entered: set[str], quiet: set[str] = frozenset()
+) -> list[dict[str, Any]]:
     records = read_audit(audit)
     terminal = terminal_by_task(records)
-    assert set(terminal) == entered
+    assert set(terminal) == entered - quiet
     assert all(len(events) == 1 for events in terminal.values()), terminal
     counted = Counter(events[0] for events in terminal.values())
-    assert {k: v for k, v in summary.counts.items() if v} == dict(counted)
+    counted["skipped"] += len(quiet)
+    assert {k: v for k, v in summary.counts.items() if v} == {k: v for k, v in counted.items() if v}
     for outcome, ids in summary.task_ids.items():
+        if outcome == "skipped":
+            assert len(ids) + len(quiet) == summary.counts[outcome]
+            continue
         assert len(ids) == summary.counts[outcome]
         assert all(terminal[i] == [outcome] for i in ids)
     assert verify(audit).ok
@@ -420,8 +442,9 @@ def test_pipeline_deletes_exactly_what_the_policy_selects(scenario: Scenario):
         summary, state, account, doc, base = asyncio.run(run_against_sim(scenario, True, audit))
         policy, decisions, entered = expected_plan(doc, account, base)
 
-        assert summary.exit_code == 0, (summary.error, summary.counts)
-        records = check_audit(audit, summary, entered)
+        assert summary.exit_code == 0, (summary.error, summary.counts, summary.notes)
+        quiet = quiet_ids(decisions, set(policy.selection.ids))
+        records = check_audit(audit, summary, entered, quiet)
 
         expected_delete = {d.task.task_id for d in decisions if d.action is Action.DELETE}
         deleted = set(summary.task_ids.get("deleted", ()))
@@ -447,7 +470,11 @@ def test_pipeline_deletes_exactly_what_the_policy_selects(scenario: Scenario):
             assert len(newer_or_equal(by_id[task_id], remaining)) >= keep
         # Skips carry the planner's reason (busy tasks judged again on their final status).
         skipped = {r["task_id"]: r["reason"] for r in records if r["event"] == "skipped"}
-        expected_skips = {d.task.task_id: d.reason for d in decisions if d.action is Action.SKIP}
+        expected_skips = {
+            d.task.task_id: d.reason
+            for d in decisions
+            if d.action is Action.SKIP and d.task.task_id not in quiet
+        }
         assert skipped == expected_skips
         # Every DELETE the server saw was announced first; nothing deleted twice.
         deleting = sum(r["event"] == "deleting" for r in records)
@@ -468,16 +495,17 @@ def test_dry_run_sends_no_delete_and_previews_the_plan(scenario: Scenario):
     with tempfile.TemporaryDirectory() as directory:
         audit = Path(directory) / "audit.jsonl"
         summary, state, account, doc, base = asyncio.run(run_against_sim(scenario, False, audit))
-        _, decisions, entered = expected_plan(doc, account, base)
+        policy, decisions, entered = expected_plan(doc, account, base)
 
         assert summary.exit_code == 0, (summary.error, summary.counts)
         assert state.count(method="DELETE") == 0
         assert state.remaining_ids() == {t.task_id for t in account}
-        check_audit(audit, summary, entered)
+        check_audit(audit, summary, entered, quiet_ids(decisions, set(policy.selection.ids)))
 
         expected_delete = {d.task.task_id for d in decisions if d.action is Action.DELETE}
         busy_at_start = {s.task_id for s in scenario.tasks if s.status in BUSY_STATUSES}
+        held_at_start = {task_id for task_id, _ in scenario.runs}  # the dry run lists runs
         would = set(summary.task_ids.get("would_delete", ()))
         assert would <= expected_delete
-        assert expected_delete - busy_at_start <= would
+        assert expected_delete - busy_at_start - held_at_start <= would
         assert not summary.task_ids.get("deleted")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
 
 import aiohttp
@@ -26,7 +26,7 @@ from cleanup.simulator import (
 
 AK = "sim-access-key"
 SK = "sim-secret-key"
-NOW = datetime(2026, 3, 1, 12, 0, tzinfo=timezone.utc)
+NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 
 
 @pytest.fixture
@@ -42,6 +42,15 @@ def small_account(n: int = 3) -> SimState:
     for number in range(n):
         state.add_task(f"t{number}", f"exp-{number}", "completed", NOW - timedelta(minutes=number))
     return state
+
+
+async def raw(session, sim, method, path, *, prefix="/api/v1", **options):
+    """Send one signed request; return (status, content type, body bytes, headers)."""
+    uri = prefix + path
+    headers = signed_headers(method, uri, int(time.time() * 1000), AK, SK)
+    url = URL(sim.base_url + uri, encoded=True)
+    async with session.request(method, url, headers=headers, **options) as response:
+        return response.status, response.content_type, await response.read(), response.headers
 
 
 async def call(session, sim, method, path, *, ts_ms=None, secret=SK, timeout=None):
@@ -98,7 +107,7 @@ async def test_server_clock_offset_accepts_skewed_timestamp_and_shows_it(session
         local_status, _, _ = await call(session, sim, "GET", "/tasks/t0")
     assert status == 200
     assert local_status == 401
-    skew = parsedate_to_datetime(headers["Date"]) - datetime.now(timezone.utc)
+    skew = parsedate_to_datetime(headers["Date"]) - datetime.now(UTC)
     assert timedelta(minutes=6) < skew < timedelta(minutes=8)
 
 

@@ -1,6 +1,7 @@
 """The simulated NCLUE API as an aiohttp application: gateway checks, endpoints, faults.
 
-Every request under ``/api/v1`` goes through the same gate, in the gateway's order:
+Every request under the API prefix (``/api/v1``; ``SimConfig.api_prefix``) goes through
+the same gate, in the gateway's order:
 
 1. it is counted in ``SimState.requests`` (after it is answered, with its status);
 2. a proxy in front of the gateway may answer 502 with an HTML page (``html_error``);
@@ -9,11 +10,13 @@ Every request under ``/api/v1`` goes through the same gate, in the gateway's ord
 4. quota: 429 errorCode 400 once ``quota`` requests were accepted;
 5. a throttle storm (``throttle_storm``), then the rate limit: 429 errorCode 420 when
    the sliding window is full (rejections do not count toward the window);
-6. hang and latency, then the endpoint; a 2xx body may then be spoiled
-   (``truncated_json``, ``non_object_body``); every 429 gets ``retry_after``.
+6. hang and latency; a redirect (``redirect_routes``) instead of the endpoint;
+7. the endpoint (listings in ``listings.py``, lying bodies from ``lies.py``); a 2xx body
+   may then be spoiled (``truncated_json``, ``non_object_body``), then padded, bombed or
+   gzipped (``encoding.py``); every 429 gets ``retry_after``.
 
-Injected faults are counted by kind in ``SimState.faults``; the hostile knobs live in
-``hostile.py``.
+Any other path gets the gateway's 404 (``route_404_body``). Injected faults are counted
+by kind in ``SimState.faults``; the hostile knobs live in ``hostile.py``.
 
 ``/_sim/stats`` and ``/_sim/tasks`` are unsigned, unlimited and uncounted control
 endpoints for benchmarks and demos running the client in another process.
@@ -23,60 +26,48 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import random
 import time
 from collections.abc import Awaitable, Callable
 from email.utils import formatdate
-from typing import Any
 
 from aiohttp import web
 
 from cleanup.signing import ACCESS_KEY_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER, verify
-from cleanup.simulator.config import SimConfig
-from cleanup.simulator.hostile import Hostility, throttled
-from cleanup.simulator.state import BUSY_TASK_STATUSES, SimState
-
-API_PREFIX = "/api/v1"
-TIMESTAMP_TOLERANCE_S = 300.0
-DEFAULT_LIMIT = 20
-MAX_LIMIT = 100
-REFUSAL_MESSAGE = (
-    "The task cannot be deleted now. Try again under conditions where deletion is possible."
+from cleanup.simulator.answers import (
+    REFUSAL_MESSAGE,
+    endpoint_error,
+    error_response,
+    refusal,
+    route_not_found,
+    task_not_found,
 )
+from cleanup.simulator.config import SimConfig
+from cleanup.simulator.encoding import Encoding
+from cleanup.simulator.hostile import Hostility, throttled
+from cleanup.simulator.lies import Lies
+from cleanup.simulator.listings import DEFAULT_LIMIT, MAX_LIMIT, Listings
+from cleanup.simulator.state import SimState
+from cleanup.simulator.wire import Wire
+
+__all__ = [
+    "API_PREFIX",
+    "DEFAULT_LIMIT",
+    "MAX_LIMIT",
+    "REFUSAL_MESSAGE",
+    "SimApi",
+    "error_response",
+]
+
+API_PREFIX = SimConfig.api_prefix
+"""The default API prefix (``SimConfig.api_prefix``)."""
+TIMESTAMP_TOLERANCE_S = 300.0
 
 Endpoint = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
 class _DropConnection(Exception):
     """Raised by an endpoint to close the connection without any response."""
-
-
-def error_response(
-    status: int, code: str, message: str, details: str | None = None
-) -> web.Response:
-    """Return a gateway-shaped error: ``{"error": {"errorCode", "message", "details"}}``."""
-    body = {"error": {"errorCode": code, "message": message, "details": details}}
-    return web.Response(status=status, body=json.dumps(body), content_type="application/json")
-
-
-def _task_not_found() -> web.Response:
-    """NCLUE's own 404 for a task id that does not exist."""
-    return error_response(404, "10106", "Task not found")
-
-
-def _endpoint_error() -> web.Response:
-    """The gateway's transient 503."""
-    return error_response(503, "500", "Endpoint Error")
-
-
-def _parse_count(raw: str | None, default: int) -> int | None:
-    """Return a non-negative decimal integer from a query value, None if malformed."""
-    if raw is None:
-        return default
-    if not (raw.isascii() and raw.isdigit()):
-        return None
-    return int(raw)
 
 
 class SimApi:
@@ -88,20 +79,26 @@ class SimApi:
         self.state = state
         self.rng = random.Random(config.seed)
         self.hostile = Hostility(config, self.rng, state.faults)
+        self.lies = Lies(config, self.rng, state.faults)
+        self.encoding = Encoding(config, state.faults)
+        self.wire = Wire(config, state.faults)
+        self.listings = Listings(config, state, self.rng, self.hostile, self.wire)
         self.closing = asyncio.Event()
 
     def build(self) -> web.Application:
         """Return the aiohttp application serving the API and the control endpoints."""
         app = web.Application()
         router = app.router
-        router.add_route("GET", f"{API_PREFIX}/tasks", self._gated("list_tasks", self.list_tasks))
-        router.add_route(
-            "GET", f"{API_PREFIX}/tasks/{{task_id}}", self._gated("get_task", self.get_task)
+        prefix = self.config.api_prefix
+        routes: tuple[tuple[str, str, str, Endpoint], ...] = (
+            ("GET", "/tasks", "list_tasks", self.listings.list_tasks),
+            ("GET", "/tasks/{task_id}", "get_task", self.get_task),
+            ("DELETE", "/tasks/{task_id}", "delete_task", self.delete),
+            ("GET", "/task-runs", "list_runs", self.listings.list_runs),
+            ("GET", "/profile/shopping-intents", "list_profiles", self.listings.list_profiles),
         )
-        router.add_route(
-            "DELETE", f"{API_PREFIX}/tasks/{{task_id}}", self._gated("delete_task", self.delete)
-        )
-        router.add_route("GET", f"{API_PREFIX}/task-runs", self._gated("list_runs", self.list_runs))
+        for method, path, route, endpoint in routes:
+            router.add_route(method, prefix + path, self._gated(route, endpoint))
         router.add_route("GET", "/_sim/stats", self.stats)
         router.add_route("GET", "/_sim/tasks", self.remaining)
         router.add_route("*", "/{tail:.*}", self.not_found)
@@ -124,10 +121,13 @@ class SimApi:
             try:
                 rejection = self.hostile.before_gateway(route) or self._admit(request, route)
                 await self._delay()
+                if rejection is None:
+                    rejection = self.hostile.redirect(route, request)
                 if rejection is not None:
                     response: web.StreamResponse = rejection
                 else:
                     response = self.hostile.spoil_body(route, await endpoint(request))
+                    response = self.encoding.finish(route, response)
             except _DropConnection:
                 self.state.requests[(request.method, route, 0)] += 1
                 if request.transport is not None:
@@ -212,68 +212,38 @@ class SimApi:
 
     # -- endpoints -----------------------------------------------------------------
 
-    def _page_args(self, request: web.Request) -> tuple[int, int, int] | web.Response:
-        """Return (index, limit, start position) from the query, or a 400 response."""
-        query = request.query
-        limit = _parse_count(query.get("limit"), DEFAULT_LIMIT)
-        if limit is None or not 1 <= limit <= MAX_LIMIT:
-            return error_response(
-                400, "100", "Bad Request Exception", "limit must be an integer from 1 to 100"
-            )
-        index = _parse_count(query.get("index"), 0)
-        if index is None:
-            return error_response(
-                400, "100", "Bad Request Exception", "index must be a non-negative integer"
-            )
-        start = index * limit if self.config.index_mode == "page" else index
-        return index, limit, start
-
-    async def list_tasks(self, request: web.Request) -> web.StreamResponse:
-        """GET /tasks: one page of tasks, newest first."""
-        args = self._page_args(request)
-        if isinstance(args, web.Response):
-            return args
-        index, limit, start = args
-        config = self.config
-        if index in config.fail_list_pages or (
-            config.fail_list > 0 and self.rng.random() < config.fail_list
-        ):
-            self.state.faults["fail_list"] += 1
-            return _endpoint_error()
-        hostile = self.hostile
-        page = self.state.task_page(hostile.listing_start(start), limit)
-        body: dict[str, Any] = {
-            "index": index,
-            "limit": limit,
-            "total": hostile.listing_total(len(self.state.tasks)),
-            "tasks": [hostile.task_object("list_tasks", task.to_json()) for task in page],
-        }
-        return web.json_response(body)
-
     async def get_task(self, request: web.Request) -> web.StreamResponse:
-        """GET /tasks/{task_id}: the task with its current status."""
-        task = self.state.tasks.get(request.match_info["task_id"])
+        """GET /tasks/{task_id}: the task with its current status (or a lie, see lies.py)."""
+        asked = request.match_info["task_id"]
+        task = self.lies.get_body_of(self.state, asked) or self.state.tasks.get(asked)
         if task is None:
-            return _task_not_found()
+            return task_not_found()
         task.refresh(time.monotonic())
-        return web.json_response(self.hostile.task_object("get_task", task.to_json()))
+        return web.json_response(self.hostile.task_object("get_task", self.wire.task(task)))
 
     async def delete(self, request: web.Request) -> web.StreamResponse:
         """DELETE /tasks/{task_id}: refuse while busy or held, else delete (with faults)."""
         task_id = request.match_info["task_id"]
         state = self.state
-        task = state.tasks.get(task_id)
-        if task is None:
-            return _task_not_found()
-        now = time.monotonic()
-        task.refresh(now)
+        if task_id not in state.tasks:
+            return task_not_found()
         config = self.config
-        if task.status in BUSY_TASK_STATUSES or state.blocking_runs(task_id, now):
-            return error_response(config.refusal_status, "10107", REFUSAL_MESSAGE)
+        reason = state.refusal_reason(task_id, registered_holds=config.registered_holds)
+        if reason is not None:
+            state.refusals[reason] += 1
+            if (config.refusal_status, config.refusal_body) != (400, "nclue"):
+                state.faults["refusal_shape"] += 1
+            return refusal(config)
+        lie = self.lies.delete_answer(state, task_id)
+        if lie is not None:
+            answer, deleted = lie
+            if deleted:
+                state.remove_task(task_id)
+            return answer
         rng = self.rng
         if config.fail_before_delete > 0 and rng.random() < config.fail_before_delete:
             state.faults["fail_before_delete"] += 1
-            return _endpoint_error()
+            return endpoint_error()
         if config.drop_connection > 0 and rng.random() < config.drop_connection:
             state.faults["drop_connection"] += 1
             if rng.random() < 0.5:
@@ -285,24 +255,11 @@ class SimApi:
             return error_response(504, "510", "Endpoint Timeout")
         return web.json_response({"task_id": task_id})
 
-    async def list_runs(self, request: web.Request) -> web.StreamResponse:
-        """GET /task-runs: one page of runs, newest first."""
-        args = self._page_args(request)
-        if isinstance(args, web.Response):
-            return args
-        index, limit, start = args
-        page = self.state.run_page(self.hostile.listing_start(start), limit)
-        body: dict[str, Any] = {
-            "index": index,
-            "limit": limit,
-            "total": self.hostile.listing_total(len(self.state.runs)),
-            "runs": [run.to_json() for run in page],
-        }
-        return web.json_response(body)
-
     async def not_found(self, request: web.Request) -> web.StreamResponse:
         """Any other path or method: the gateway's 404."""
-        response = error_response(404, "300", "Not Found Exception")
+        if self.config.route_404_body != "json":
+            self.state.faults["route_404_body"] += 1
+        response = route_not_found(self.config)
         self.state.requests[(request.method, "other", 404)] += 1
         self._date_header(response)
         return response

@@ -13,7 +13,10 @@ lives in ``SimConfig`` (off by default) and each fault it injects is counted in
 - ``task_object``: ``wrong_types`` and ``missing_task_id`` on each task object of a
   listing page or a GET;
 - ``listing_total`` / ``listing_start``: ``total_offset`` and ``duplicate_across_pages``;
-- ``stamp_429``: ``retry_after`` on every 429.
+- ``stamp_429``: ``retry_after`` on every 429;
+- ``redirect``: ``redirect_routes`` (a 3xx to ``redirect_location`` once admitted).
+
+Lying 2xx bodies live in ``lies.py``, compression and size in ``encoding.py``.
 
 Probabilities are drawn from the simulator's one seeded generator, and only when they
 are above zero, so an unchanged run stays reproducible.
@@ -125,6 +128,15 @@ class Hostility:
             self.faults["duplicate_across_pages"] += 1
             return start - 1
         return start
+
+    def redirect(self, route: str, request: web.Request) -> web.Response | None:
+        """A redirect instead of the endpoint (``redirect_routes``), or None."""
+        config = self.config
+        if route not in config.redirect_routes:
+            return None
+        self.faults["redirect"] += 1
+        location = config.redirect_location.replace("{path}", request.raw_path)
+        return web.Response(status=config.redirect_status, headers={"Location": location})
 
     def stamp_429(self, response: web.StreamResponse) -> None:
         """Add the configured ``Retry-After`` to a 429."""

@@ -2,8 +2,9 @@
 
 ``generate_account`` builds a realistic account from a seed alone: task names in
 groups (so ``keep_latest`` has something to keep), a mix of statuses, creation times
-spread over the last 120 days, busy tasks that finish on their own, and runs that hold
-otherwise deletable tasks for a while.
+spread over the last 120 days, busy tasks that finish on their own, runs that hold
+otherwise deletable tasks for a while, and (on request) shopping-intent profiles that
+hold tasks or merely reference them.
 
 ``load_seed`` reads an explicit account from a file::
 
@@ -13,6 +14,8 @@ otherwise deletable tasks for a while.
          busy_for_s: 5, final_status: failed, train_bucket: my-bucket}
     runs:
       - {run_id: r1, task_id: t1, status: in_progress, busy_for_s: 3}
+    profiles:
+      - {profile_id: p1, task_id: t1, status: pending, busy_for_s: 4, disk_usage: 2048}
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ import json
 import random
 import uuid
 from collections.abc import Mapping, Sequence
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -56,7 +59,6 @@ _TRAIN_BUCKET = "nclue-training-data"
 _TASK_KEYS = frozenset(
     {"task_id", "task_name", "status", "created_at", "completed_at", "busy_for_s", "final_status"}
 )
-_RUN_KEYS = frozenset({"run_id", "task_id", "status", "created_at", "busy_for_s", "final_status"})
 
 
 class SeedError(UsageError):
@@ -112,6 +114,8 @@ def generate_account(
     held_fraction: float = 0.0,
     names: Sequence[str] | None = None,
     status_weights: Mapping[str, float] | None = None,
+    profile_fraction: float = 0.0,
+    referenced_fraction: float = 0.0,
 ) -> SimState:
     """Build a deterministic account of ``n`` tasks from ``seed``.
 
@@ -120,9 +124,14 @@ def generate_account(
     deletable tasks have a pending / in_progress run that finishes within
     ``busy_duration_s``. Some deletable tasks also get completed or failed runs, which
     hold nothing. A busy status drawn from ``status_weights`` is busy the same way.
+    ``profile_fraction`` of the deletable tasks are held by a pending / in_progress
+    shopping-intent profile that finishes within ``busy_duration_s``;
+    ``referenced_fraction`` of them have a finished (completed or failed) profile, which
+    references the task but holds nothing. Profiles draw from a generator of their own,
+    so an account without them is the same as before they existed.
     """
     rng = random.Random(seed)
-    moment = as_utc(now) if now is not None else datetime.now(timezone.utc)
+    moment = as_utc(now) if now is not None else datetime.now(UTC)
     weights = dict(status_weights or DEFAULT_STATUS_WEIGHTS)
     statuses, status_odds = list(weights), list(weights.values())
     task_names = [rng.choice(names) for _ in range(n)] if names else _name_groups(rng, n)
@@ -151,7 +160,35 @@ def generate_account(
         if status not in BUSY_TASK_STATUSES:
             deletable.append(task_id)
     _add_runs(state, rng, deletable, moment, held_fraction, busy_duration_s)
+    if profile_fraction > 0 or referenced_fraction > 0:
+        profile_rng = random.Random(f"profiles-{seed}")
+        fractions = (profile_fraction, referenced_fraction)
+        _add_profiles(state, profile_rng, deletable, moment, fractions, busy_duration_s)
     return state
+
+
+def _add_profiles(
+    state: SimState,
+    rng: random.Random,
+    deletable: list[str],
+    now: datetime,
+    fractions: tuple[float, float],
+    busy_duration_s: float,
+) -> None:
+    """Give some deletable tasks a busy profile (holds) or a finished one (references)."""
+    busy_count = round(len(deletable) * fractions[0])
+    done_count = min(round(len(deletable) * fractions[1]), len(deletable) - busy_count)
+    chosen = rng.sample(deletable, busy_count + done_count)
+    for number, task_id in enumerate(chosen):
+        busy = number < busy_count
+        state.add_profile(
+            _rng_uuid(rng),
+            task_id,
+            rng.choice(("pending", "in_progress")) if busy else rng.choice(("completed", "failed")),
+            busy_for_s=rng.uniform(0.0, busy_duration_s) if busy else None,
+            created_at=now - timedelta(seconds=rng.randint(1, 86400 * 30)),
+            disk_usage=rng.randint(1, 500) * 1024 * 1024,
+        )
 
 
 def _add_runs(
@@ -188,7 +225,7 @@ def _parse_time(value: Any, where: str) -> datetime:
     if isinstance(value, datetime):
         return as_utc(value)
     if isinstance(value, date):
-        return datetime(value.year, value.month, value.day, tzinfo=timezone.utc)
+        return datetime(value.year, value.month, value.day, tzinfo=UTC)
     if isinstance(value, str):
         try:
             return as_utc(datetime.fromisoformat(value.replace("Z", "+00:00")))
@@ -244,36 +281,59 @@ def load_seed(path: str | Path) -> SimState:
     except (OSError, ValueError, yaml.YAMLError) as exc:
         raise SeedError(f"{source}: cannot read seed file: {exc}") from exc
     if not isinstance(document, Mapping):
-        raise SeedError(f"{source}: expected a mapping with 'tasks' and 'runs'")
+        raise SeedError(f"{source}: expected a mapping with 'tasks', 'runs' and 'profiles'")
     state = SimState()
-    for number, item in enumerate(_entries(document, "tasks", source)):
-        where = f"{source}: tasks[{number}]"
-        completed = item.get("completed_at")
-        try:
-            state.add_task(
-                _required(item, "task_id", where),
-                _required(item, "task_name", where),
-                _required(item, "status", where),
-                _parse_time(item.get("created_at"), f"{where}.created_at"),
-                completed_at=_parse_time(completed, f"{where}.completed_at") if completed else None,
-                busy_for_s=_busy_for(item, where),
-                final_status=str(item.get("final_status", "completed")),
-                extra={k: _jsonable(v) for k, v in item.items() if k not in _TASK_KEYS},
-            )
-        except ValueError as exc:
-            raise SeedError(f"{where}: {exc}") from exc
-    for number, item in enumerate(_entries(document, "runs", source)):
-        where = f"{source}: runs[{number}]"
-        created = item.get("created_at")
-        try:
-            state.add_run(
-                _required(item, "run_id", where),
-                _required(item, "task_id", where),
-                _required(item, "status", where),
-                busy_for_s=_busy_for(item, where),
-                created_at=_parse_time(created, f"{where}.created_at") if created else None,
-                final_status=str(item.get("final_status", "completed")),
-            )
-        except ValueError as exc:
-            raise SeedError(f"{where}: {exc}") from exc
+    for kind, add in (("tasks", _seed_task), ("runs", _seed_run), ("profiles", _seed_profile)):
+        for number, item in enumerate(_entries(document, kind, source)):
+            where = f"{source}: {kind}[{number}]"
+            try:
+                add(state, item, where)
+            except ValueError as exc:
+                raise SeedError(f"{where}: {exc}") from exc
     return state
+
+
+def _optional_time(item: Mapping[str, Any], key: str, where: str) -> datetime | None:
+    value = item.get(key)
+    return _parse_time(value, f"{where}.{key}") if value else None
+
+
+def _seed_task(state: SimState, item: Mapping[str, Any], where: str) -> None:
+    state.add_task(
+        _required(item, "task_id", where),
+        _required(item, "task_name", where),
+        _required(item, "status", where),
+        _parse_time(item.get("created_at"), f"{where}.created_at"),
+        completed_at=_optional_time(item, "completed_at", where),
+        busy_for_s=_busy_for(item, where),
+        final_status=str(item.get("final_status", "completed")),
+        extra={k: _jsonable(v) for k, v in item.items() if k not in _TASK_KEYS},
+    )
+
+
+def _seed_run(state: SimState, item: Mapping[str, Any], where: str) -> None:
+    state.add_run(
+        _required(item, "run_id", where),
+        _required(item, "task_id", where),
+        _required(item, "status", where),
+        busy_for_s=_busy_for(item, where),
+        created_at=_optional_time(item, "created_at", where),
+        final_status=str(item.get("final_status", "completed")),
+    )
+
+
+def _seed_profile(state: SimState, item: Mapping[str, Any], where: str) -> None:
+    usage = item.get("disk_usage", 0)
+    if isinstance(usage, bool) or not isinstance(usage, int) or usage < 0:
+        raise SeedError(f"{where}.disk_usage: expected a non-negative integer, got {usage!r}")
+    name = item.get("profile_name")
+    state.add_profile(
+        _required(item, "profile_id", where),
+        _required(item, "task_id", where),
+        _required(item, "status", where),
+        busy_for_s=_busy_for(item, where),
+        created_at=_optional_time(item, "created_at", where),
+        final_status=str(item.get("final_status", "completed")),
+        profile_name=str(name) if name is not None else None,
+        disk_usage=usage,
+    )

@@ -14,7 +14,7 @@ from types import TracebackType
 
 from aiohttp import web
 
-from cleanup.simulator.app import API_PREFIX, SimApi
+from cleanup.simulator.app import SimApi
 from cleanup.simulator.config import SimConfig
 from cleanup.simulator.state import SimState
 
@@ -35,6 +35,7 @@ class Simulator:
         self.state = state if state is not None else SimState()
         self._api = SimApi(self.config, self.state)
         self.app: web.Application = self._api.build()
+        self._api_prefix = self.config.api_prefix
         self._runner: web.AppRunner | None = None
         self._host = "127.0.0.1"
         self._port: int | None = None
@@ -69,8 +70,8 @@ class Simulator:
 
     @property
     def url(self) -> str:
-        """The API base URL, e.g. ``http://127.0.0.1:8080/api/v1``."""
-        return self.base_url + API_PREFIX
+        """The API base URL, e.g. ``http://127.0.0.1:8080/api/v1`` (``config.api_prefix``)."""
+        return self.base_url + self._api_prefix
 
     async def close(self) -> None:
         """Stop listening; hung requests are released and answered first."""

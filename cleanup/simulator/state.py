@@ -1,131 +1,113 @@
-"""The simulated NCLUE account: task models, task runs and what happened to them.
+"""The simulated NCLUE account: task models, runs, profiles and what happened to them.
 
-Everything here is plain data plus bookkeeping; the HTTP side lives in ``app.py``.
+Everything here is plain data plus bookkeeping; the HTTP side lives in ``app.py`` and
+``listings.py``, the records themselves in ``records.py``.
 
-Busy tasks and runs carry a ``busy_until`` deadline on the ``time.monotonic()`` clock.
-Nothing runs in the background: a deadline is applied lazily whenever the task or run
-is read (listing, GET, DELETE), so the account behaves as if time moved on its own.
+Nothing runs in the background: a busy deadline is applied lazily whenever a record is
+read (listing, GET, DELETE), so the account behaves as if time moved on its own.
 
-Listing order is newest first by ``created_at``, ties by ``task_id``. The sorted order
-is kept in a list that is re-sorted only after additions and compacted only after
-deletes, so serving a page costs O(limit), not O(total).
+Listing order is newest first by ``created_at``, ties by id (``SimConfig.order`` turns
+it around on the wire). The sorted order is kept in a list that is re-sorted only after
+additions and compacted only after deletes, so serving a page costs O(limit), not O(total).
 """
 
 from __future__ import annotations
 
 import collections
 import time
-from dataclasses import dataclass, field
-from datetime import datetime, timezone
-from typing import Any
+from collections.abc import Callable, Iterable
+from datetime import UTC, datetime
+from typing import Any, Generic, Protocol, TypeVar
 
-BUSY_TASK_STATUSES = frozenset({"pending", "in_progress"})
-"""Task statuses that make a task undeletable by themselves."""
+from cleanup.simulator.records import (
+    BLOCKING_RUN_STATUSES,
+    BUSY_TASK_STATUSES,
+    SimProfile,
+    SimRun,
+    SimTask,
+    as_utc,
+    iso_z,
+    newest_first,
+)
 
-BLOCKING_RUN_STATUSES = frozenset({"registered", "pending", "in_progress"})
-"""Run statuses that hold the run's task (the newest revision of the API page)."""
+__all__ = [
+    "BLOCKING_RUN_STATUSES",
+    "BUSY_TASK_STATUSES",
+    "ROUTES",
+    "SimProfile",
+    "SimRun",
+    "SimState",
+    "SimTask",
+    "as_utc",
+    "iso_z",
+]
 
-ROUTES = ("list_tasks", "get_task", "delete_task", "list_runs", "other")
+ROUTES = ("list_tasks", "get_task", "delete_task", "list_runs", "list_profiles", "other")
 """Route names used as the second element of ``SimState.requests`` keys."""
 
 
-def iso_z(moment: datetime | None) -> str | None:
-    """Format an aware datetime as ISO 8601 UTC with a ``Z`` suffix (None stays None)."""
-    if moment is None:
-        return None
-    return moment.astimezone(timezone.utc).isoformat().replace("+00:00", "Z")
+class _Record(Protocol):
+    def refresh(self, now: float) -> None: ...
 
 
-def as_utc(moment: datetime) -> datetime:
-    """Return ``moment`` as an aware datetime, reading a naive one as UTC."""
-    if moment.tzinfo is None:
-        return moment.replace(tzinfo=timezone.utc)
-    return moment
+R = TypeVar("R", bound=_Record)
 
 
-@dataclass(slots=True)
-class SimTask:
-    """One task model in the simulated account."""
+class _Order(Generic[R]):
+    """The listing order of one kind of record, sorted lazily and compacted lazily."""
 
-    task_id: str
-    task_name: str
-    status: str
-    created_at: datetime
-    completed_at: datetime | None = None
-    busy_until: float | None = None
-    final_status: str = "completed"
-    extra: dict[str, Any] = field(default_factory=dict)
+    def __init__(self, key: Callable[[R], tuple[float, str]]) -> None:
+        self.key = key
+        self.ids: list[str] = []
+        self.unsorted = False
+        self.has_gaps = False
 
-    def refresh(self, now: float) -> None:
-        """Finish the task if its busy deadline (monotonic ``now``) has passed."""
-        if self.busy_until is not None and now >= self.busy_until:
-            self.busy_until = None
-            self.status = self.final_status
-            self.completed_at = datetime.now(timezone.utc)
+    def added(self, ident: str) -> None:
+        self.ids.append(ident)
+        self.unsorted = True
 
-    def to_json(self) -> dict[str, Any]:
-        """Return the task as the API shows it (extra fields carried through)."""
-        body: dict[str, Any] = {
-            "task_id": self.task_id,
-            "task_name": self.task_name,
-            "status": self.status,
-            "created_at": iso_z(self.created_at),
-            "completed_at": iso_z(self.completed_at),
-        }
-        for key, value in self.extra.items():
-            body.setdefault(key, value)
-        return body
+    def ordered(self, records: dict[str, R]) -> list[str]:
+        """Return the ids in listing order; tolerates ``records`` changed directly."""
+        if self.has_gaps:
+            self.ids = [ident for ident in self.ids if ident in records]
+            self.has_gaps = False
+        if self.unsorted or len(self.ids) != len(records):
+            ordered = sorted(records.items(), key=lambda item: self.key(item[1]))
+            self.ids = [ident for ident, _ in ordered]
+            self.unsorted = False
+        return self.ids
 
-
-@dataclass(slots=True)
-class SimRun:
-    """One task model run; a run in a blocking status holds its task."""
-
-    run_id: str
-    task_id: str
-    status: str
-    busy_until: float | None = None
-    created_at: datetime | None = None
-    final_status: str = "completed"
-
-    def refresh(self, now: float) -> None:
-        """Finish the run if its busy deadline (monotonic ``now``) has passed."""
-        if self.busy_until is not None and now >= self.busy_until:
-            self.busy_until = None
-            self.status = self.final_status
-
-    def to_json(self) -> dict[str, Any]:
-        """Return the run as the API shows it."""
-        return {
-            "run_id": self.run_id,
-            "task_id": self.task_id,
-            "status": self.status,
-            "created_at": iso_z(self.created_at),
-        }
+    def page(self, records: dict[str, R], start: int, count: int) -> list[R]:
+        """Return ``count`` records from position ``start``, refreshed."""
+        page_ids = self.ordered(records)[start : start + count]
+        if any(ident not in records for ident in page_ids):
+            self.has_gaps = True
+            page_ids = self.ordered(records)[start : start + count]
+        now = time.monotonic()
+        page = [records[ident] for ident in page_ids]
+        for record in page:
+            record.refresh(now)
+        return page
 
 
-def _newest_first(task: SimTask) -> tuple[float, str]:
-    """Sort key: newest ``created_at`` first, ties by ``task_id``."""
-    return (-task.created_at.timestamp(), task.task_id)
-
-
-def _run_newest_first(run: SimRun) -> tuple[float, str]:
-    """Sort key: newest ``created_at`` first (undated runs last), ties by ``run_id``."""
-    stamp = run.created_at.timestamp() if run.created_at is not None else float("-inf")
-    return (-stamp, run.run_id)
+def _holding(statuses: Iterable[str], registered_holds: bool) -> frozenset[str]:
+    held = frozenset(statuses)
+    return held if registered_holds else held - {"registered"}
 
 
 class SimState:
-    """Tasks, runs and request counters of one simulated account.
+    """Tasks, runs, profiles and request counters of one simulated account.
 
     Attributes a test or benchmark reads directly:
 
     - ``tasks``: task_id -> SimTask, in creation order;
-    - ``runs``: run_id -> SimRun;
+    - ``runs``: run_id -> SimRun; ``profiles``: profile_id -> SimProfile;
     - ``requests``: (method, route, status) -> count of every API request that reached
       a handler, rejected ones included (status 0 = connection dropped on purpose);
     - ``deleted``: task_id -> how many times a DELETE actually removed it;
-    - ``delete_log``: (monotonic time, task_id) of every actual removal;
+    - ``delete_log``: (monotonic time, task_id) of every actual removal by a DELETE;
+    - ``vanished``: task ids removed by the simulator itself (``delete_per_list_page``);
+    - ``refusals``: why DELETEs were refused: ``busy``, ``run`` or ``profile``;
     - ``faults``: fault kind -> how many times the simulator injected it (``rate_limited``,
       ``quota_exceeded``, ``hang``, ``fail_before_delete``, ``html_error``, ...);
     - ``accepted`` / ``accepted_times``: requests let through by quota and rate limit.
@@ -136,17 +118,19 @@ class SimState:
         self.tasks: dict[str, SimTask] = {}
         self.runs: dict[str, SimRun] = {}
         self.runs_by_task: dict[str, list[SimRun]] = {}
+        self.profiles: dict[str, SimProfile] = {}
+        self.profiles_by_task: dict[str, list[SimProfile]] = {}
         self.requests: collections.Counter[tuple[str, str, int]] = collections.Counter()
         self.deleted: collections.Counter[str] = collections.Counter()
         self.delete_log: list[tuple[float, str]] = []
+        self.vanished: list[str] = []
+        self.refusals: collections.Counter[str] = collections.Counter()
         self.faults: collections.Counter[str] = collections.Counter()
         self.accepted = 0
         self.accepted_times: collections.deque[float] = collections.deque()
-        self._order: list[str] = []
-        self._order_unsorted = False
-        self._order_has_gaps = False
-        self._run_order: list[str] = []
-        self._run_order_unsorted = False
+        self._tasks = _Order[SimTask](lambda t: newest_first(t.created_at, t.task_id))
+        self._runs = _Order[SimRun](lambda r: newest_first(r.created_at, r.run_id))
+        self._profiles = _Order[SimProfile](lambda p: newest_first(p.created_at, p.profile_id))
 
     # -- building the account ------------------------------------------------------
 
@@ -169,7 +153,7 @@ class SimState:
         """
         if task_id in self.tasks:
             raise ValueError(f"duplicate task_id {task_id!r}")
-        created = as_utc(created_at) if created_at is not None else datetime.now(timezone.utc)
+        created = as_utc(created_at) if created_at is not None else datetime.now(UTC)
         if completed_at is None and status in ("completed", "failed"):
             completed_at = created
         if busy_for_s is not None:
@@ -185,8 +169,7 @@ class SimState:
             extra=dict(extra or {}),
         )
         self.tasks[task_id] = task
-        self._order.append(task_id)
-        self._order_unsorted = True
+        self._tasks.added(task_id)
         return task
 
     def add_run(
@@ -205,13 +188,54 @@ class SimState:
             raise ValueError(f"duplicate run_id {run_id!r}")
         if busy_for_s is not None:
             busy_until = time.monotonic() + busy_for_s
-        created = as_utc(created_at) if created_at is not None else datetime.now(timezone.utc)
+        created = as_utc(created_at) if created_at is not None else datetime.now(UTC)
         run = SimRun(run_id, task_id, status, busy_until, created, final_status)
         self.runs[run_id] = run
         self.runs_by_task.setdefault(task_id, []).append(run)
-        self._run_order.append(run_id)
-        self._run_order_unsorted = True
+        self._runs.added(run_id)
         return run
+
+    def add_profile(
+        self,
+        profile_id: str,
+        task_id: str,
+        status: str = "completed",
+        *,
+        busy_for_s: float | None = None,
+        busy_until: float | None = None,
+        created_at: datetime | None = None,
+        final_status: str = "completed",
+        profile_name: str | None = None,
+        task_name: str | None = None,
+        disk_usage: int = 0,
+    ) -> SimProfile:
+        """Add a shopping-intent profile built from ``task_id``.
+
+        ``busy_for_s`` makes it finish (to ``final_status``) that much later;
+        ``task_name`` defaults to the task's name, when the task exists.
+        """
+        if profile_id in self.profiles:
+            raise ValueError(f"duplicate profile_id {profile_id!r}")
+        if busy_for_s is not None:
+            busy_until = time.monotonic() + busy_for_s
+        if task_name is None:
+            task = self.tasks.get(task_id)
+            task_name = task.task_name if task is not None else ""
+        profile = SimProfile(
+            profile_id=profile_id,
+            profile_name=profile_name or f"intent-{profile_id[:8]}",
+            task_id=task_id,
+            task_name=task_name,
+            status=status,
+            created_at=as_utc(created_at) if created_at is not None else datetime.now(UTC),
+            disk_usage=disk_usage,
+            busy_until=busy_until,
+            final_status=final_status,
+        )
+        self.profiles[profile_id] = profile
+        self.profiles_by_task.setdefault(task_id, []).append(profile)
+        self._profiles.added(profile_id)
+        return profile
 
     # -- reading -------------------------------------------------------------------
 
@@ -223,57 +247,64 @@ class SimState:
         task.refresh(time.monotonic())
         return task.status
 
-    def blocking_runs(self, task_id: str, now: float | None = None) -> list[SimRun]:
+    def blocking_runs(
+        self, task_id: str, now: float | None = None, *, registered_holds: bool = True
+    ) -> list[SimRun]:
         """Return the runs that currently hold ``task_id`` (deadlines applied)."""
         moment = time.monotonic() if now is None else now
+        holding = _holding(BLOCKING_RUN_STATUSES, registered_holds)
         held = []
         for run in self.runs_by_task.get(task_id, ()):
             run.refresh(moment)
-            if run.status in BLOCKING_RUN_STATUSES:
+            if run.status in holding:
                 held.append(run)
         return held
+
+    def blocking_profiles(
+        self, task_id: str, now: float | None = None, *, registered_holds: bool = True
+    ) -> list[SimProfile]:
+        """Return the profiles that currently hold ``task_id`` (deadlines applied)."""
+        moment = time.monotonic() if now is None else now
+        holding = _holding(BLOCKING_RUN_STATUSES, registered_holds)
+        held = []
+        for profile in self.profiles_by_task.get(task_id, ()):
+            profile.refresh(moment)
+            if profile.status in holding:
+                held.append(profile)
+        return held
+
+    def refusal_reason(
+        self, task_id: str, now: float | None = None, *, registered_holds: bool = True
+    ) -> str | None:
+        """Why a DELETE of ``task_id`` is refused now (``busy``, ``run``, ``profile``)."""
+        moment = time.monotonic() if now is None else now
+        task = self.tasks.get(task_id)
+        if task is None:
+            return None
+        task.refresh(moment)
+        if task.status in BUSY_TASK_STATUSES:
+            return "busy"
+        if self.blocking_runs(task_id, moment, registered_holds=registered_holds):
+            return "run"
+        if self.blocking_profiles(task_id, moment, registered_holds=registered_holds):
+            return "profile"
+        return None
 
     def remaining_ids(self) -> set[str]:
         """Return the ids of every task still in the account."""
         return set(self.tasks)
 
-    def _ordered_ids(self) -> list[str]:
-        """Return task ids in listing order, compacting or re-sorting only when needed.
-
-        Tolerates tasks put into or removed from ``tasks`` directly (not via the
-        helpers): a length mismatch triggers a full re-sort.
-        """
-        if self._order_has_gaps:
-            self._order = [task_id for task_id in self._order if task_id in self.tasks]
-            self._order_has_gaps = False
-        if self._order_unsorted or len(self._order) != len(self.tasks):
-            self._order = [task.task_id for task in sorted(self.tasks.values(), key=_newest_first)]
-            self._order_unsorted = False
-        return self._order
-
     def task_page(self, start: int, count: int) -> list[SimTask]:
         """Return ``count`` tasks from position ``start`` in listing order, refreshed."""
-        page_ids = self._ordered_ids()[start : start + count]
-        if any(task_id not in self.tasks for task_id in page_ids):
-            self._order_has_gaps = True
-            page_ids = self._ordered_ids()[start : start + count]
-        now = time.monotonic()
-        page = [self.tasks[task_id] for task_id in page_ids]
-        for task in page:
-            task.refresh(now)
-        return page
+        return self._tasks.page(self.tasks, start, count)
 
     def run_page(self, start: int, count: int) -> list[SimRun]:
         """Return ``count`` runs from position ``start`` (newest first), refreshed."""
-        if self._run_order_unsorted or len(self._run_order) != len(self.runs):
-            ordered = sorted(self.runs.values(), key=_run_newest_first)
-            self._run_order = [run.run_id for run in ordered]
-            self._run_order_unsorted = False
-        now = time.monotonic()
-        page = [self.runs[run_id] for run_id in self._run_order[start : start + count]]
-        for run in page:
-            run.refresh(now)
-        return page
+        return self._runs.page(self.runs, start, count)
+
+    def profile_page(self, start: int, count: int) -> list[SimProfile]:
+        """Return ``count`` profiles from position ``start`` (newest first), refreshed."""
+        return self._profiles.page(self.profiles, start, count)
 
     # -- changing ------------------------------------------------------------------
 
@@ -281,9 +312,17 @@ class SimState:
         """Delete a task for real, recording it in ``deleted`` and ``delete_log``."""
         if self.tasks.pop(task_id, None) is None:
             return False
-        self._order_has_gaps = True
+        self._tasks.has_gaps = True
         self.deleted[task_id] += 1
         self.delete_log.append((time.monotonic(), task_id))
+        return True
+
+    def vanish_task(self, task_id: str) -> bool:
+        """Remove a task the way another client would: recorded in ``vanished`` only."""
+        if self.tasks.pop(task_id, None) is None:
+            return False
+        self._tasks.has_gaps = True
+        self.vanished.append(task_id)
         return True
 
     # -- counters ------------------------------------------------------------------
@@ -322,10 +361,13 @@ class SimState:
             "by_status": dict(sorted(by_status.items())),
             "by_route": dict(sorted(by_route.items())),
             "faults": dict(sorted(self.faults.items())),
+            "refusals": dict(sorted(self.refusals.items())),
             "remaining": len(self.tasks),
             "runs": len(self.runs),
+            "profiles": len(self.profiles),
             "deleted": sum(self.deleted.values()),
             "deleted_ids": len(self.deleted),
+            "vanished": len(self.vanished),
             "max_deletes_per_id": max(self.deleted.values(), default=0),
             "delete_span_s": span,
         }

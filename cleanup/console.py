@@ -1,0 +1,199 @@
+"""What the command line does around a run: confirm, report, export, notify, archive.
+
+``execute`` is shared by ``run`` and ``demo``. Human output goes to stdout unless
+stdout carries a machine stream (``--output json``, ``--summary-json -``,
+``--audit-log -``); then everything for people goes to stderr.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
+from typing import Any
+
+from .credentials import Credentials
+from .errors import UsageError
+from .logs import get_logger
+from .model import Action
+from .pipeline import run_policy
+from .policy import Policy
+from .progress import LiveProgress, LogProgress, ProgressReporter
+from .report import make_console, print_plan, print_summary, summary_json, write_summary_json
+from .settings import Settings
+from .summary import RunSummary
+
+log = get_logger("nclue_cleanup")
+
+
+@dataclass(frozen=True, slots=True)
+class Outputs:
+    """The command line's choices about output and integrations."""
+
+    output: str = "table"
+    yes: bool = False
+    notify: str | None = None
+    audit_archive: str | None = None
+    archive_endpoint: str | None = None
+    archive_region: str | None = None
+    archive_credentials_file: str | None = None
+
+    def stdout_is_machine(self, settings: Settings) -> bool:
+        return self.output == "json" or settings.summary_json == "-" or settings.audit_log == "-"
+
+
+def check_outputs(outputs: Outputs, settings: Settings) -> None:
+    """Usage errors found before any request: two machine streams on stdout, bad URLs."""
+    uses = [
+        name
+        for name, used in (
+            ("--output json", outputs.output == "json"),
+            ("--summary-json -", settings.summary_json == "-"),
+            ("--audit-log -", settings.audit_log == "-"),
+        )
+        if used
+    ]
+    if len(uses) > 1:
+        raise UsageError(f"{' and '.join(uses)} both want stdout: choose one")
+    if outputs.notify:
+        from .notify import validate_notify_url
+
+        validate_notify_url(outputs.notify)
+
+
+def execute(
+    policy: Policy,
+    settings: Settings,
+    credentials: Credentials,
+    outputs: Outputs | None = None,
+    *,
+    confirm: Any = None,
+) -> int:
+    """Run, then report to the console, the summary file, metrics, webhook and archive."""
+    outputs = outputs or Outputs()
+    check_outputs(outputs, settings)
+    archive = _archive_target(outputs)
+    people = make_console(stderr=outputs.stdout_is_machine(settings))
+    if archive is not None:
+        settings = replace(settings, capture_audit=True)
+    progress: ProgressReporter = (
+        LiveProgress(make_console(stderr=True)) if sys.stderr.isatty() else LogProgress()
+    )
+    summary = asyncio.run(_run(policy, settings, credentials, outputs, progress, archive, confirm))
+    if summary.dry_run:
+        plan = [d for d in summary.decisions if d.action is not Action.SKIP]
+        print_plan(plan, datetime.now(UTC), people, plan_path=settings.plan_out)
+    print_summary(summary, people)
+    if outputs.output == "json":
+        sys.stdout.write(summary_json(summary))
+        sys.stdout.flush()
+    if settings.summary_json:
+        write_summary_json(summary, settings.summary_json)
+    return summary.exit_code
+
+
+async def _run(
+    policy: Policy,
+    settings: Settings,
+    credentials: Credentials,
+    outputs: Outputs,
+    progress: ProgressReporter,
+    archive: Any,
+    confirm: Any,
+) -> RunSummary:
+    if archive is not None:
+        from .archive import load_archive_credentials, preflight
+
+        creds = load_archive_credentials(os.environ, outputs.archive_credentials_file)
+        await preflight(archive, creds)
+    budget = None
+    if settings.shared_budget:
+        from .shared_budget import open_budget
+
+        rate = policy.limits.rate / settings.shard_count
+        budget = await open_budget(
+            settings.shared_budget, account_key=credentials.access_key, rate=rate
+        )
+    try:
+        summary = await run_policy(
+            policy,
+            settings=settings,
+            credentials=credentials,
+            handle_signals=True,
+            progress=progress,
+            budget=budget,
+            confirm=confirm,
+        )
+    finally:
+        if budget is not None:
+            await budget.aclose()
+    warnings = list(summary.warnings)
+    warnings += await _after(summary, settings, outputs, archive)
+    if len(warnings) != len(summary.warnings):
+        summary = replace(summary, warnings=tuple(warnings))
+    return summary
+
+
+async def _after(
+    summary: RunSummary, settings: Settings, outputs: Outputs, archive: Any
+) -> list[str]:
+    """Metrics, the webhook and the archive: a failure is a warning, never an exit code."""
+    warnings: list[str] = []
+    if settings.metrics_textfile or settings.pushgateway:
+        from .metrics import export_metrics
+
+        warnings += await asyncio.to_thread(
+            export_metrics,
+            summary,
+            textfile=settings.metrics_textfile,
+            pushgateway=settings.pushgateway,
+            trigger=settings.trigger,
+            shard=str(settings.shard_index),
+            account=settings.account,
+        )
+    if outputs.notify:
+        from .notify import notify, summary_text
+
+        problem = await notify(
+            outputs.notify, text=summary_text(summary), payload=summary.to_json()
+        )
+        if problem:
+            warnings.append(problem)
+    if archive is not None:
+        warnings += await _archive(summary, settings, outputs, archive)
+    for warning in warnings:
+        log.warning("after_run", warning=warning)
+    return warnings
+
+
+async def _archive(
+    summary: RunSummary, settings: Settings, outputs: Outputs, target: Any
+) -> list[str]:
+    from .archive import ArchiveError, archive_run, load_archive_credentials
+
+    creds = load_archive_credentials(os.environ, outputs.archive_credentials_file)
+    try:
+        await archive_run(
+            target,
+            creds,
+            run_id=summary.run_id,
+            started_at=datetime.now(UTC),
+            audit_lines=summary.audit_lines or b"",
+            summary=summary.to_json(),
+            plan_path=settings.plan_out,
+        )
+    except ArchiveError as exc:
+        return [f"audit archive: {exc}"]
+    return []
+
+
+def _archive_target(outputs: Outputs) -> Any:
+    if not outputs.audit_archive:
+        return None
+    from .archive import parse_archive_url
+
+    return parse_archive_url(
+        outputs.audit_archive, outputs.archive_endpoint, outputs.archive_region
+    )

@@ -1,0 +1,47 @@
+"""Files the tool writes: atomically, never through a symlink, checked before the run."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+from .errors import UsageError
+
+
+def atomic_write(path: str | Path, data: bytes, *, mode: int = 0o644) -> None:
+    """Write ``data`` to ``path`` so a reader sees the old file or the new one, never half.
+
+    The temporary file lives in the same directory (``os.replace`` is atomic only there)
+    and is fsynced before the rename.
+    """
+    target = Path(path)
+    fd, temporary = tempfile.mkstemp(dir=target.parent or Path("."), prefix=f".{target.name}.")
+    try:
+        with os.fdopen(fd, "wb") as stream:
+            stream.write(data)
+            stream.flush()
+            os.fsync(stream.fileno())
+        os.chmod(temporary, mode)
+        os.replace(temporary, target)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+
+
+def check_writable(path: str | Path, what: str) -> None:
+    """Refuse (``UsageError``, exit 2) an output path that cannot be written.
+
+    Run before the first request: a directory, a missing or read-only parent directory,
+    or an existing file that is not writable is found now, not after the deletes.
+    """
+    target = Path(path)
+    if target.is_dir():
+        raise UsageError(f"{what} {path}: is a directory; expected a file path")
+    parent = target.parent if str(target.parent) else Path(".")
+    if not parent.is_dir():
+        raise UsageError(f"{what} {path}: the directory {parent} does not exist")
+    if target.exists() and not os.access(target, os.W_OK):
+        raise UsageError(f"{what} {path}: the file is not writable")
+    if not target.exists() and not os.access(parent, os.W_OK | os.X_OK):
+        raise UsageError(f"{what} {path}: cannot create files in {parent}")

@@ -1,0 +1,98 @@
+"""Bookkeeping of one run's outcomes, apart from the audit writer that records them.
+
+``Ledger`` knows what happened (one terminal outcome per task, counts, skip reasons,
+the tasks to name in the summary); ``Recorder`` writes each event to the audit log
+and books it in the ledger, so a task gets exactly one terminal line and the
+summary, the metrics and the exit code all read the same numbers.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+from .audit import AuditLog
+from .model import Outcome, Task
+from .summary import TaskNote
+
+NOTED = (Outcome.FAILED, Outcome.STILL_BUSY)
+
+
+@dataclass(slots=True)
+class Ledger:
+    """What happened to every task of one run."""
+
+    ended: dict[str, Outcome] = field(default_factory=dict)
+    ids: dict[Outcome, list[str]] = field(default_factory=lambda: {o: [] for o in Outcome})
+    skip_reasons: Counter[str] = field(default_factory=Counter)
+    notes: dict[Outcome, list[TaskNote]] = field(default_factory=dict)
+    events: Counter[str] = field(default_factory=Counter)
+    """Non-terminal task events written, by name (deleting, deferred, retrying, ...)."""
+    statuses_seen: Counter[str] = field(default_factory=Counter)
+    unknown_statuses: Counter[str] = field(default_factory=Counter)
+    delete_failures: int = 0
+    delete_ends: int = 0
+    """DELETEs that ended (deleted, absent or failed), for the failure circuit breaker."""
+
+    def end(self, outcome: Outcome, task: Task, why: str | None, reason: str | None) -> None:
+        if task.task_id in self.ended:
+            raise RuntimeError(f"task {task.task_id} already has a terminal audit event")
+        self.ended[task.task_id] = outcome
+        self.ids[outcome].append(task.task_id)
+        if outcome is Outcome.SKIPPED and reason:
+            self.skip_reasons[reason] += 1
+        if outcome in NOTED:
+            self.notes.setdefault(outcome, []).append(
+                TaskNote(task.task_id, task.task_name, why or "")
+            )
+
+    def count_unwritten(self, reason: str, number: int = 1) -> None:
+        """Tasks no name or age filter selected: counted, no line each."""
+        self.skip_reasons[reason] += number
+
+    def counts(self) -> dict[str, int]:
+        counts = {o.value: len(ids) for o, ids in self.ids.items()}
+        unwritten = sum(self.skip_reasons.values()) - len(self.ids[Outcome.SKIPPED])
+        counts[Outcome.SKIPPED.value] += unwritten
+        return counts
+
+    def has(self, task_id: str) -> bool:
+        return task_id in self.ended
+
+
+class Recorder:
+    """Writes audit events and books them; the one way outcomes are recorded."""
+
+    def __init__(self, audit: AuditLog, ledger: Ledger, *, skipped_lines: str = "selected"):
+        self.audit = audit
+        self.ledger = ledger
+        self.all_skipped = skipped_lines == "all"
+
+    def finish(self, outcome: Outcome, task: Task, **fields: Any) -> None:
+        """A task's terminal event (written, then booked; a second one is a bug)."""
+        if self.ledger.has(task.task_id):
+            raise RuntimeError(f"task {task.task_id} already has a terminal audit event")
+        why = fields.get("error") or fields.get("reason") or fields.get("detail")
+        self.audit.task(outcome.value, task, **_present(fields))
+        self.ledger.end(outcome, task, None if why is None else str(why), fields.get("reason"))
+
+    def skipped_quietly(self, task: Task, reason: str, detail: str | None) -> None:
+        """A task no filter selected: a line only with ``--audit-skipped all``."""
+        if self.all_skipped:
+            self.finish(Outcome.SKIPPED, task, reason=reason, detail=detail)
+        else:
+            self.ledger.count_unwritten(reason)
+
+    def event(self, event: str, task: Task, **fields: Any) -> None:
+        """A non-terminal task event (deleting, deferred, retrying, ...)."""
+        self.audit.task(event, task, **_present(fields))
+        self.ledger.events[event] += 1
+
+    def deleted_or_failed(self, failed: bool) -> None:
+        self.ledger.delete_ends += 1
+        self.ledger.delete_failures += failed
+
+
+def _present(fields: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in fields.items() if v is not None}
