@@ -21,8 +21,9 @@ from pathlib import Path
 
 import aiohttp
 
-from benchmarks.cases import CASES, FULL, QUICK, Row
+from benchmarks.cases import CASES
 from benchmarks.harness import ROOT, BenchmarkError
+from benchmarks.rows import FULL, QUICK, Row
 
 
 def cpu_model() -> str:
@@ -44,9 +45,12 @@ def machine() -> str:
 
 
 def table(rows: list[Row]) -> str:
-    lines = ["| # | benchmark | value | target | result |", "| --- | --- | --- | --- | --- |"]
+    lines = [
+        "| # | benchmark | value | target | result | runs |",
+        "| --- | --- | --- | --- | --- | --- |",
+    ]
     for row in rows:
-        cells = (row.key, row.benchmark, row.value, row.target, row.verdict)
+        cells = (row.key, row.benchmark, row.value, row.target, row.verdict, str(row.runs))
         lines.append("| " + " | ".join(cells) + " |")
     notes = [f"- {row.key}: {row.note}" for row in rows if row.note]
     return "\n".join(lines + (["", *notes] if notes else []))

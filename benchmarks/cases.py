@@ -1,19 +1,22 @@
 """The benchmarks: each starts fresh simulators, runs a client, and returns table rows.
 
-Every figure is a count or a ratio from one run, read from the server's own counters
-and clock (``benchmarks.sim_server``) wherever the server can see it.
+Every figure is a count or a ratio, read from the server's own counters and clock
+(``benchmarks.sim_server``) wherever the server can see it; ``Row.runs`` says how many
+runs it rests on. This module holds the calls, rate, latency, memory and naive-peer
+cases and ``CASES``, the runner's list; the others live in ``cases_cost``,
+``cases_busy`` and ``cases_shared``.
 """
 
 from __future__ import annotations
 
 import itertools
 import random
-import statistics
-from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from benchmarks.cases_busy import busy_and_held
+from benchmarks.cases_cost import audit_volume, client_cost, listing_latency
+from benchmarks.cases_shared import concurrent_runs
 from benchmarks.harness import (
     BenchmarkError,
     SimProcess,
@@ -24,99 +27,40 @@ from benchmarks.harness import (
     run_module,
     write_ids,
 )
-
-UNLIMITED = 100_000.0
-"""A policy rate no benchmark reaches: the limiter never makes anyone wait."""
+from benchmarks.rows import UNLIMITED, Case, Row, Sizes, expect_all_deleted, ratio, routes
 
 
-@dataclass(frozen=True)
-class Sizes:
-    """How big each benchmark is; ``QUICK`` is the smoke test's."""
-
-    listed: int = 10_000
-    explicit_ids: int = 1_000
-    explicit_account: int = 10_000
-    rate: float = 300.0
-    rate_limit: float = 310.0
-    rate_tasks: int = 10_000
-    slow_rate: float = 1.0
-    slow_seconds: int = 60
-    latency_tasks: int = 2_000
-    latency_s: float = 0.05
-    concurrency: int = 16
-    cost_tasks: int = 10_000
-    cost_rounds: int = 5
-    memory_tasks: int = 100_000
-    naive_tasks: int = 300
-    naive_account: int = 1_000
-    naive_rate: float = 20.0
-
-
-FULL = Sizes()
-QUICK = Sizes(
-    listed=300,
-    explicit_ids=30,
-    explicit_account=300,
-    rate_tasks=300,
-    slow_rate=5.0,
-    slow_seconds=3,
-    latency_tasks=300,
-    cost_tasks=300,
-    cost_rounds=1,
-    memory_tasks=1_000,
-    naive_tasks=30,
-    naive_account=100,
-)
-
-
-@dataclass(frozen=True)
-class Row:
-    """One line of the results table."""
-
-    key: str
-    benchmark: str
-    value: str
-    target: str = "(reported)"
-    met: bool | None = None
-    note: str = ""
-
-    @property
-    def verdict(self) -> str:
-        return {True: "met", False: "**missed**", None: "-"}[self.met]
-
-
-Case = Callable[[Sizes, Path], list[Row]]
-
-
-def _ratio(value: float) -> str:
-    return f"{value:.3f}"
-
-
-def _expect_all_deleted(stats: dict[str, object], tasks: int, name: str) -> None:
-    if stats["deleted"] != tasks or stats["remaining"] != 0:
-        raise BenchmarkError(f"{name}: {stats['deleted']} of {tasks} deleted: {stats}")
+def _listed(sizes: Sizes, workdir: Path, verify: bool) -> dict[str, Any]:
+    """Delete a whole listed account; the server's counters afterwards."""
+    name = "calls-verified" if verify else "calls-unverified"
+    with SimProcess(sizes.listed, workdir) as sim:
+        doc = policy({"all": True}, UNLIMITED, sizes.concurrency, api={"verify": verify})
+        run_cleanup(sim, doc, workdir, name)
+        stats = sim.stats()
+    expect_all_deleted(stats, sizes.listed, name)
+    return stats
 
 
 def calls_per_task(sizes: Sizes, workdir: Path) -> list[Row]:
-    """1: requests per deleted task, listed selection and explicit IDs (server's count)."""
+    """1: requests per deleted task, listed selection (with and without verification)
+    and explicit IDs (server's count)."""
     n = sizes.listed
-    with SimProcess(n, workdir) as sim:
-        doc = policy({"all": True}, UNLIMITED, sizes.concurrency)
-        run_cleanup(sim, doc, workdir, "calls-listed")
-        stats = sim.stats()
-    _expect_all_deleted(stats, n, "calls-listed")
-    listed = stats["total_requests"] / stats["deleted"]
-    rows = [
-        Row(
-            "1a",
-            f"calls per deleted task, listed selection of {n:,} (`select: {{all: true}}`)",
-            f"{listed:.4f}",
-            "<= 1.02",
-            listed <= 1.02,
-            f"{stats['total_requests']:,} requests ({_routes(stats)}) for "
-            f"{stats['deleted']:,} deletes",
+    rows = []
+    for key, verify, target in (("1a", False, 1.02), ("1b", True, 1.03)):
+        stats = _listed(sizes, workdir, verify)
+        per_task = stats["total_requests"] / stats["deleted"]
+        rows.append(
+            Row(
+                key,
+                f"requests per deleted task, listed selection of {n:,} (`select: {{all: true}}`"
+                f", `api.verify: {str(verify).lower()}`)",
+                f"{per_task:.4f}",
+                f"<= {target:g}",
+                per_task <= target,
+                f"{stats['total_requests']:,} requests ({routes(stats)}) for "
+                f"{stats['deleted']:,} deletes",
+            )
         )
-    ]
     k, account = sizes.explicit_ids, sizes.explicit_account
     with SimProcess(account, workdir, seed=2) as sim:
         ids = random.Random(7).sample(sorted(sim.task_ids()), k)
@@ -127,20 +71,15 @@ def calls_per_task(sizes: Sizes, workdir: Path) -> list[Row]:
     explicit = stats["total_requests"] / k
     rows.append(
         Row(
-            "1b",
-            f"calls per deleted task, {k:,} explicit IDs in a {account:,}-task account",
+            "1c",
+            f"requests per deleted task, {k:,} explicit IDs in a {account:,}-task account "
+            "(`api.verify: true`)",
             f"{explicit:.4f}",
-            note=f"{stats['total_requests']:,} requests ({_routes(stats)}); a GET per ID "
+            note=f"{stats['total_requests']:,} requests ({routes(stats)}); a GET per ID "
             "before its DELETE would be 2.00",
         )
     )
     return rows
-
-
-def _routes(stats: dict[str, object]) -> str:
-    by_route = stats["by_route"]
-    assert isinstance(by_route, dict)
-    return ", ".join(f"{route} {count:,}" for route, count in sorted(by_route.items()))
 
 
 def rate_fidelity(sizes: Sizes, workdir: Path) -> list[Row]:
@@ -149,7 +88,7 @@ def rate_fidelity(sizes: Sizes, workdir: Path) -> list[Row]:
     with SimProcess(n, workdir, rate_limit=sizes.rate_limit) as sim:
         result = run_cleanup(sim, policy({"all": True}, rate), workdir, "rate-high")
         stats, log = sim.stats(), sim.log()
-    _expect_all_deleted(stats, n, "rate-high")
+    expect_all_deleted(stats, n, "rate-high")
     achieved = interval_rate(log.deletes) or 0.0
     throttled = stats["by_status"].get("429", 0)
     rows = [
@@ -157,7 +96,7 @@ def rate_fidelity(sizes: Sizes, workdir: Path) -> list[Row]:
             "2a",
             f"rate fidelity at {rate:g}/s (server limit {sizes.rate_limit:g}/s), {n:,} tasks: "
             "achieved / configured",
-            _ratio(achieved / rate),
+            ratio(achieved / rate),
             ">= 0.97",
             achieved / rate >= 0.97,
             f"{achieved:.1f} deletes/s over {max(log.deletes) - min(log.deletes):.1f} s "
@@ -166,25 +105,37 @@ def rate_fidelity(sizes: Sizes, workdir: Path) -> list[Row]:
         ),
         Row("2b", f"429 responses at {rate:g}/s", str(throttled), "0", throttled == 0),
     ]
+    rows += _slow_rate(sizes, workdir)
+    return rows
+
+
+def _slow_rate(sizes: Sizes, workdir: Path) -> list[Row]:
+    """2c-2e: the production rate: fidelity, bursts, and the client's CPU per request."""
     slow = sizes.slow_rate
-    tasks = round(slow * sizes.slow_seconds) - 1  # plus one listing call
+    # The listing, the runs and profiles listings and the verifying listing take about
+    # one slot in twenty at this size: the run lasts about ``slow_seconds``.
+    tasks = round(slow * sizes.slow_seconds * 0.95)
     with SimProcess(tasks, workdir, rate_limit=slow, seed=3) as sim:
-        run_cleanup(sim, policy({"all": True}, slow), workdir, "rate-slow")
+        result = run_cleanup(sim, policy({"all": True}, slow), workdir, "rate-slow")
         stats, log = sim.stats(), sim.log()
-    _expect_all_deleted(stats, tasks, "rate-slow")
+    expect_all_deleted(stats, tasks, "rate-slow")
+    arrivals = log.arrivals()
     achieved = interval_rate(log.deletes) or 0.0
-    burst = max_in_window(log.arrivals())
+    requests = interval_rate(arrivals) or 0.0
+    burst = max_in_window(arrivals)
     throttled = stats["by_status"].get("429", 0)
-    rows += [
+    cpu_ms = result["cost"]["cpu_s"] / stats["total_requests"] * 1000
+    return [
         Row(
             "2c",
             f"rate fidelity at {slow:g}/s for about {sizes.slow_seconds} s ({tasks} listed "
-            f"tasks, server limit {slow:g}/s): achieved / configured",
-            _ratio(achieved / slow),
+            f"tasks, server limit {slow:g}/s): achieved deletes/s / configured",
+            ratio(achieved / slow),
             ">= 0.97",
             achieved / slow >= 0.97,
-            f"{stats['total_requests']} requests ({_routes(stats)}), {throttled} answered 429; "
-            f"smallest gap between arrivals {_min_gap(log.arrivals()):.4f} s",
+            f"{stats['total_requests']} requests ({routes(stats)}), {throttled} answered 429; "
+            f"smallest gap between arrivals {_min_gap(arrivals):.4f} s; all requests "
+            f"{requests:.3f}/s from first to last",
         ),
         Row(
             "2d",
@@ -193,8 +144,17 @@ def rate_fidelity(sizes: Sizes, workdir: Path) -> list[Row]:
             f"<= {slow:g}",
             burst <= slow,
         ),
+        Row(
+            "2e",
+            f"client CPU per request at {slow:g} request/s (the 2c run: CPU s / requests)",
+            f"{cpu_ms:.2f} ms",
+            "<= 3 ms",
+            cpu_ms <= 3.0,
+            f"{result['cost']['cpu_s']:.3f} CPU s (user {result['cost']['user_s']:.3f} + sys "
+            f"{result['cost']['sys_s']:.3f}) over {result['cost']['wall_s']:.1f} s wall, "
+            "start-up and imports excluded",
+        ),
     ]
-    return rows
 
 
 def _min_gap(times: list[float]) -> float:
@@ -207,7 +167,7 @@ def latency_hiding(sizes: Sizes, workdir: Path) -> list[Row]:
     with SimProcess(n, workdir, latency_s=latency, seed=4) as sim:
         result = run_cleanup(sim, policy({"all": True}, UNLIMITED, width), workdir, "latency")
         stats, log = sim.stats(), sim.log()
-    _expect_all_deleted(stats, n, "latency")
+    expect_all_deleted(stats, n, "latency")
     phase = max(log.answered("DELETE")) - min(log.arrivals("DELETE"))
     ideal = n * latency / width
     listing = max(log.answered("GET")) - min(log.arrivals("GET"))
@@ -216,7 +176,7 @@ def latency_hiding(sizes: Sizes, workdir: Path) -> list[Row]:
             "3",
             f"latency hiding: {latency * 1000:g} ms latency, concurrency {width}, {n:,} tasks: "
             "delete phase / (N x latency / C)",
-            _ratio(phase / ideal),
+            ratio(phase / ideal),
             "<= 1.10",
             phase / ideal <= 1.10,
             f"delete phase {phase:.2f} s (server: first DELETE in to last DELETE answered) "
@@ -226,95 +186,31 @@ def latency_hiding(sizes: Sizes, workdir: Path) -> list[Row]:
     ]
 
 
-def _cost_pair(sizes: Sizes, workdir: Path, round_: int) -> tuple[dict[str, Any], dict[str, Any]]:
-    """One nclue-cleanup run and one bare-loop run, each on a fresh account."""
-    n, width = sizes.cost_tasks, sizes.concurrency
-    with SimProcess(n, workdir, seed=5) as sim:
-        doc = policy({"all": True}, UNLIMITED, width)
-        ours = run_cleanup(sim, doc, workdir, f"cost-nclue-{round_}")["cost"]
-        ours["requests"] = sim.stats()["total_requests"]
-        _expect_all_deleted(sim.stats(), n, "cost-nclue")
-    with SimProcess(n, workdir, seed=6) as sim:
-        # The same requests: the bare loop lists the account too, then deletes.
-        args = ["--endpoint", sim.url, "--list", "--concurrency", str(width)]
-        bare = run_module("benchmarks.bare_client", args, workdir, f"cost-bare-{round_}")
-        bare["requests"] = sim.stats()["total_requests"]
-        _expect_all_deleted(sim.stats(), n, "cost-bare")
-    return ours, bare
-
-
-def _cpu_note(runs: list[dict[str, Any]], n: int) -> str:
-    per = [f"{r['cpu_s'] / n * 10_000:.2f}" for r in runs]
-    user = statistics.median(r["user_s"] for r in runs) / n * 10_000
-    system = statistics.median(r["sys_s"] for r in runs) / n * 10_000
-    return (
-        f"{runs[0]['requests']:,} requests per run; runs: {', '.join(per)} s "
-        f"(median user {user:.2f} + sys {system:.2f}); median wall "
-        f"{statistics.median(r['wall_s'] for r in runs):.1f} s"
-    )
-
-
-def client_cost(sizes: Sizes, workdir: Path) -> list[Row]:
-    """4: client CPU per 10,000 deletes, nclue-cleanup against a bare aiohttp loop.
-
-    The two alternate, ``cost_rounds`` times each, and the medians are compared, so a
-    burst of load from elsewhere on the machine hits both sides alike.
-    """
-    n, width = sizes.cost_tasks, sizes.concurrency
-    pairs = [_cost_pair(sizes, workdir, round_) for round_ in range(sizes.cost_rounds)]
-    ours_runs, bare_runs = [p[0] for p in pairs], [p[1] for p in pairs]
-    ours = statistics.median(r["cpu_s"] for r in ours_runs) / n * 10_000
-    base = statistics.median(r["cpu_s"] for r in bare_runs) / n * 10_000
-    ratio = ours / base
-    best = min(r["cpu_s"] for r in ours_runs) / min(r["cpu_s"] for r in bare_runs)
-    return [
-        Row(
-            "4a",
-            f"client CPU s per 10,000 deletes, nclue-cleanup (listing + {n:,} deletes, "
-            f"concurrency {width}, audit log to a file; median of {sizes.cost_rounds})",
-            f"{ours:.2f}",
-            note=_cpu_note(ours_runs, n),
-        ),
-        Row(
-            "4b",
-            f"client CPU s per 10,000 deletes, bare aiohttp loop (listing + {n:,} signed DELETEs, "
-            f"concurrency {width}; median of {sizes.cost_rounds})",
-            f"{base:.2f}",
-            note=_cpu_note(bare_runs, n),
-        ),
-        Row(
-            "4c",
-            "client cost ratio nclue-cleanup / bare (medians)",
-            _ratio(ratio),
-            "<= 1.5",
-            ratio <= 1.5,
-            f"ratio of the fastest runs: {best:.3f}",
-        ),
-    ]
-
-
 def memory(sizes: Sizes, workdir: Path) -> list[Row]:
-    """5: peak RSS of a dry run over a large account."""
-    n = sizes.memory_tasks
-    with SimProcess(n, workdir, seed=8) as sim:
-        doc = policy({"all": True}, UNLIMITED, sizes.concurrency)
-        result = run_cleanup(sim, doc, workdir, "memory", apply=False)
-        stats = sim.stats()
-    would = result["summary"]["counts"].get("would_delete", 0)
-    if would != n:
-        raise BenchmarkError(f"memory: the dry run would delete {would} of {n}")
-    rss = result["cost"]["maxrss_mb"]
-    return [
-        Row(
-            "5",
-            f"peak RSS of a dry run over a {n:,}-task account (`select: {{all: true}}`)",
-            f"{rss:.0f} MB",
-            "< 150 MB",
-            rss < 150,
-            f"{stats['total_requests']:,} listing calls; dry run took "
-            f"{result['summary']['duration_s']:.1f} s",
+    """5: peak RSS of dry runs over large accounts."""
+    rows = []
+    for number, n in enumerate(sizes.memory_tasks):
+        with SimProcess(n, workdir, seed=8) as sim:
+            doc = policy({"all": True}, UNLIMITED, sizes.concurrency)
+            result = run_cleanup(sim, doc, workdir, f"memory-{n}", apply=False)
+            stats = sim.stats()
+        would = result["summary"]["counts"].get("would_delete", 0)
+        if would != n:
+            raise BenchmarkError(f"memory: the dry run would delete {would} of {n}")
+        rss = result["cost"]["maxrss_mb"]
+        last = number == len(sizes.memory_tasks) - 1
+        rows.append(
+            Row(
+                f"5{'ab'[number]}",
+                f"peak RSS of a dry run over a {n:,}-task account (`select: {{all: true}}`)",
+                f"{rss:.0f} MB",
+                "< 150 MB" if last else "(reported)",
+                rss < 150 if last else None,
+                f"{stats['total_requests']:,} listing calls; dry run took "
+                f"{result['summary']['duration_s']:.1f} s",
+            )
         )
-    ]
+    return rows
 
 
 def naive_peer(sizes: Sizes, workdir: Path) -> list[Row]:
@@ -364,11 +260,15 @@ def naive_peer(sizes: Sizes, workdir: Path) -> list[Row]:
 
 
 CASES: tuple[tuple[str, tuple[str, ...], Case], ...] = (
-    ("calls per task", ("1a", "1b"), calls_per_task),
-    ("rate fidelity", ("2a", "2b", "2c", "2d"), rate_fidelity),
+    ("calls per task", ("1a", "1b", "1c"), calls_per_task),
+    ("rate fidelity", ("2a", "2b", "2c", "2d", "2e"), rate_fidelity),
     ("latency hiding", ("3",), latency_hiding),
-    ("client cost", ("4a", "4b", "4c"), client_cost),
-    ("memory", ("5",), memory),
+    ("client cost", ("4a", "4b", "4c", "4d"), client_cost),
+    ("memory", ("5a", "5b"), memory),
     ("naive peer", ("6a", "6b", "6c", "6d"), naive_peer),
+    ("audit volume", ("7a", "7b"), audit_volume),
+    ("listing latency", ("8",), listing_latency),
+    ("busy and held", ("9a", "9b", "9c"), busy_and_held),
+    ("concurrent runs", tuple(f"10{c}" for c in "abcdefghijklm"), concurrent_runs),
 )
 """(name, the row keys it produces, the function): the runner's order."""

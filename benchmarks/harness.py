@@ -4,7 +4,8 @@
   the client's CPU and memory are measured alone; its counters, arrival log and
   remaining task IDs over the unsigned control routes;
 - ``run_cleanup``: the nclue-cleanup CLI in a subprocess (``benchmarks.measured``),
-  returning its summary JSON and what it cost;
+  returning its summary JSON and what it cost; ``CleanupRun`` starts one without
+  waiting, for runs that overlap;
 - ``run_module``: any other benchmark client in a subprocess;
 - ``max_in_window`` and ``interval_rate``: figures from the server's timestamps.
 """
@@ -81,6 +82,9 @@ class SimProcess:
     rate_limit: float | None = None
     latency_s: float = 0.0
     seed: int = 1
+    busy_fraction: float = 0.0
+    held_fraction: float = 0.0
+    busy_duration_s: float = 2.0
     url: str = ""
     base_url: str = ""
     _process: subprocess.Popen[str] | None = field(default=None, repr=False)
@@ -90,6 +94,9 @@ class SimProcess:
         command += ["--seed", str(self.seed), "--latency", str(self.latency_s)]
         if self.rate_limit is not None:
             command += ["--rate-limit", str(self.rate_limit)]
+        command += ["--busy-fraction", str(self.busy_fraction)]
+        command += ["--held-fraction", str(self.held_fraction)]
+        command += ["--busy-duration", str(self.busy_duration_s)]
         stderr = (self.workdir / "sim.stderr").open("w")
         self._process = subprocess.Popen(
             command, cwd=ROOT, env=child_env(), stdout=subprocess.PIPE, stderr=stderr, text=True
@@ -140,14 +147,77 @@ class SimProcess:
         return ids
 
 
-def policy(select: dict[str, Any], rate: float, concurrency: int = 8) -> dict[str, Any]:
-    """A benchmark policy: the selection, one rate budget, fast (unused) retries."""
+def policy(
+    select: dict[str, Any], rate: float, concurrency: int = 8, **sections: Any
+) -> dict[str, Any]:
+    """A benchmark policy: the selection, one rate budget, fast (unused) retries.
+
+    ``sections`` are added as they are (``filters=...``, ``api={"verify": False}``);
+    ``retry=...`` is merged over ``FAST_RETRY``.
+    """
+    retry = {**FAST_RETRY, **sections.pop("retry", {})}
     return {
         "version": 1,
         "select": select,
         "limits": {"rate": rate, "concurrency": concurrency, "max_deletions_percent": 100},
-        "retry": dict(FAST_RETRY),
+        "retry": retry,
+        **sections,
     }
+
+
+class CleanupRun:
+    """``nclue-cleanup run`` started in a subprocess (``benchmarks.measured``), not awaited.
+
+    ``result()`` waits for it and returns ``summary`` (the ``--summary-json``), ``cost``
+    (``cpu_s``, ``wall_s``, ``maxrss_mb`` from ``benchmarks.measured``) and ``audit_log``;
+    an exit code outside ``ok_codes`` is a ``BenchmarkError``.
+    """
+
+    def __init__(
+        self,
+        sim: SimProcess,
+        doc: dict[str, Any],
+        workdir: Path,
+        name: str,
+        *,
+        apply: bool = True,
+        ids: Sequence[str] = (),
+        extra: Sequence[str] = (),
+        ok_codes: Sequence[int] = (0,),
+    ) -> None:
+        self.name, self.ok_codes = name, tuple(ok_codes)
+        policy_path = workdir / f"{name}.policy.yaml"
+        policy_path.write_text(json.dumps(doc, indent=1))  # JSON is YAML
+        self.audit = workdir / f"{name}.audit.jsonl"
+        self.summary = workdir / f"{name}.summary.json"
+        self.cost = workdir / f"{name}.cost.json"
+        command = [sys.executable, "-m", "benchmarks.measured", str(self.cost), "run"]
+        command += ["--policy", str(policy_path), "--endpoint", sim.url]
+        command += ["--audit-log", str(self.audit), "--summary-json", str(self.summary)]
+        if apply:
+            command.append("--apply")
+        if ids:
+            command += ["--ids-from", str(write_ids(ids, workdir, name))]
+        command += list(extra)
+        self.stderr = workdir / f"{name}.stderr"
+        with self.stderr.open("w") as err:
+            self._process = subprocess.Popen(
+                command, cwd=ROOT, env=child_env(), stdout=subprocess.DEVNULL, stderr=err
+            )
+
+    def result(self) -> dict[str, Any]:
+        """Wait for the run; its summary, cost and audit log path."""
+        code = self._process.wait()
+        if code != 0 or not self.cost.exists() or not self.summary.exists():
+            message = self.stderr.read_text()[-2000:]
+            raise BenchmarkError(f"{self.name}: nclue-cleanup failed: {message}")
+        result = {"summary": json.loads(self.summary.read_text())}
+        result["cost"] = json.loads(self.cost.read_text())
+        result["audit_log"] = str(self.audit)
+        if result["cost"]["exit_code"] not in self.ok_codes:
+            summary = {k: v for k, v in result["summary"].items() if k != "task_ids"}
+            raise BenchmarkError(f"{self.name}: exit code {result['cost']['exit_code']}: {summary}")
+        return result
 
 
 def run_cleanup(
@@ -158,37 +228,12 @@ def run_cleanup(
     *,
     apply: bool = True,
     ids: Sequence[str] = (),
+    extra: Sequence[str] = (),
+    ok_codes: Sequence[int] = (0,),
 ) -> dict[str, Any]:
-    """Run ``nclue-cleanup run`` in a subprocess; return its summary and cost.
-
-    The result holds ``summary`` (the ``--summary-json``), ``cost`` (``cpu_s``,
-    ``wall_s``, ``maxrss_mb`` from ``benchmarks.measured``) and ``audit_log``.
-    """
-    policy_path = workdir / f"{name}.policy.yaml"
-    policy_path.write_text(json.dumps(doc, indent=1))  # JSON is YAML
-    audit = workdir / f"{name}.audit.jsonl"
-    summary, cost = workdir / f"{name}.summary.json", workdir / f"{name}.cost.json"
-    command = [sys.executable, "-m", "benchmarks.measured", str(cost), "run"]
-    command += ["--policy", str(policy_path), "--endpoint", sim.url]
-    command += ["--audit-log", str(audit), "--summary-json", str(summary)]
-    if apply:
-        command.append("--apply")
-    if ids:
-        ids_path = workdir / f"{name}.ids"
-        ids_path.write_text("\n".join(ids) + "\n")
-        command += ["--ids-from", str(ids_path)]
-    stderr = workdir / f"{name}.stderr"
-    with stderr.open("w") as err:
-        done = subprocess.run(
-            command, cwd=ROOT, env=child_env(), stdout=subprocess.DEVNULL, stderr=err
-        )
-    if done.returncode != 0 or not cost.exists() or not summary.exists():
-        raise BenchmarkError(f"{name}: nclue-cleanup failed: {stderr.read_text()[-2000:]}")
-    result = {"summary": json.loads(summary.read_text()), "cost": json.loads(cost.read_text())}
-    result["audit_log"] = str(audit)
-    if result["cost"]["exit_code"] != 0:
-        raise BenchmarkError(f"{name}: exit code {result['cost']['exit_code']}: {result}")
-    return result
+    """Run ``nclue-cleanup run`` in a subprocess and wait; see ``CleanupRun``."""
+    run = CleanupRun(sim, doc, workdir, name, apply=apply, ids=ids, extra=extra, ok_codes=ok_codes)
+    return run.result()
 
 
 def run_module(module: str, args: Sequence[str], workdir: Path, name: str) -> dict[str, Any]:

@@ -2,8 +2,10 @@
 
     python -m benchmarks.sim_server --tasks 10000 --rate-limit 310 [--latency 0.05]
 
-The account is ``generate_account(tasks, seed=...)`` with every task ``completed``: no
-busy tasks, no held tasks, so every selected task is deletable at the first attempt.
+The account is ``generate_account(tasks, seed=...)`` with every task ``completed``: by
+default no busy tasks, no held tasks, so every selected task is deletable at the first
+attempt; ``--busy-fraction`` / ``--held-fraction`` / ``--busy-duration`` add tasks that
+are busy, or held by a run, and finish within that many seconds of the server's start.
 Once listening, one JSON line goes to stdout: ``{"base_url", "url", "tasks"}``.
 SIGTERM or SIGINT stops the server.
 
@@ -72,8 +74,9 @@ async def serve(args: argparse.Namespace) -> None:
     state = generate_account(
         args.tasks,
         seed=args.seed,
-        busy_fraction=0.0,
-        held_fraction=0.0,
+        busy_fraction=args.busy_fraction,
+        held_fraction=args.held_fraction,
+        busy_duration_s=args.busy_duration,
         status_weights={"completed": 1.0},
     )
     sim = Simulator(config, state)
@@ -100,6 +103,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--rate-limit", type=float, help="requests/s the server accepts")
     parser.add_argument("--latency", type=float, default=0.0, help="seconds per response")
+    parser.add_argument("--busy-fraction", type=float, default=0.0, help="share of busy tasks")
+    parser.add_argument("--held-fraction", type=float, default=0.0, help="share of held tasks")
+    parser.add_argument("--busy-duration", type=float, default=2.0, help="busy for at most S s")
     asyncio.run(serve(parser.parse_args(argv)))
     return 0
 

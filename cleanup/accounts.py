@@ -162,10 +162,24 @@ async def _all(
     stopping = Stopping()
 
     async def one(policy: Any, creds: Any, settings: Settings) -> RunSummary | CleanupError:
+        budget = None
+        if settings.shared_budget:
+            from .shared_budget import open_budget
+
+            budget = await open_budget(
+                settings.shared_budget,
+                account_key=f"{creds.access_key}@{settings.endpoint}",
+                rate=policy.limits.rate,
+            )
         try:
-            return await run_policy(policy, settings=settings, credentials=creds, stopping=stopping)
+            return await run_policy(
+                policy, settings=settings, credentials=creds, stopping=stopping, budget=budget
+            )
         except CleanupError as exc:  # a usage error of one account does not stop the others
             return exc
+        finally:
+            if budget is not None:
+                await budget.aclose()
 
     with signals_stop(stopping, grace, lambda _: None):
         results = await asyncio.gather(*(one(p, c, s) for _, p, c, s in runs))

@@ -15,7 +15,7 @@ from typing import Any, TextIO, cast
 import structlog
 
 from . import __version__
-from .auditview import add_parsers as add_audit_parsers
+from .auditcli import add_parsers as add_audit_parsers
 from .console import Outputs, execute
 from .credentials import Credentials, load_credentials
 from .describe import describe, policy_warnings

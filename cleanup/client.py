@@ -203,6 +203,8 @@ class NclueClient:
     async def _send(
         self, method: str, path: str, query: str, *, route: str, on_send: OnSend | None
     ) -> Reply:
+        # A listing page or GET that waited for its rate slot past a stop is not sent.
+        on_send = on_send or self._not_after_stop
         reply = await self.transport.send(method, path, query, route=route, on_send=on_send)
         if reply.status == 401 and self._correct_clock(reply):
             reply = await self.transport.send(method, path, query, route=route, on_send=on_send)
@@ -226,6 +228,9 @@ class NclueClient:
                 detail=error.detail,
             )
         raise error
+
+    def _not_after_stop(self, _: int) -> None:
+        self.stopping.check()
 
     def _correct_clock(self, reply: Reply) -> bool:
         if self._skew_corrected:

@@ -112,9 +112,12 @@ async def _run(
     if settings.shared_budget:
         from .shared_budget import open_budget
 
-        rate = policy.limits.rate / settings.shard_count
+        # The full rate, not rate / shards: every process reserves slots 1 / rate apart
+        # on the shared clock, so together they keep to the account's rate.
         budget = await open_budget(
-            settings.shared_budget, account_key=credentials.access_key, rate=rate
+            settings.shared_budget,
+            account_key=f"{credentials.access_key}@{settings.endpoint}",
+            rate=policy.limits.rate,
         )
     try:
         summary = await run_policy(

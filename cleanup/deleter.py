@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from .attempt import Attempt, held
 from .client import NclueClient
 from .errors import (
     ApiError,
@@ -32,7 +33,6 @@ from .errors import (
     QuotaExceededError,
     RefusedError,
     SafetyGuardError,
-    ThrottledError,
     TransientApiError,
 )
 from .evidence import Verdict, Why, holding_map, verdict
@@ -42,6 +42,7 @@ from .model import Action, Decision, Holder, Outcome, Task
 from .policy import Policy
 from .source import Source
 from .stopping import Interrupted, Stopping
+from .verification import verify_deletes
 
 log = get_logger(__name__)
 
@@ -103,6 +104,8 @@ class Executor:
         self._refusal_seen = False
         self.refusal: dict[str, Any] | None = None
         self._holders_fresh = False
+        self._ended: set[str] = set()
+        self._failures: set[str] = set()
 
     # -- dry run -----------------------------------------------------------------------
 
@@ -139,7 +142,7 @@ class Executor:
         async def worker() -> None:
             while queue and not self.stopping.requested:
                 task = queue.popleft()
-                result = await self._delete_one(task)
+                result = await self.delete_one(task)
                 if isinstance(result, ApiError):
                     refused.append((task, result))
                 elif result is not None:
@@ -150,7 +153,7 @@ class Executor:
         for task in queue:
             self.unreached(task)
         await self._classify(refused)
-        await self._verify(accepted)
+        await verify_deletes(self, accepted)
 
     async def _join(self, workers: list[asyncio.Task[None]]) -> None:
         """Wait for the workers; on a stop, give them the grace period, then cancel."""
@@ -168,13 +171,14 @@ class Executor:
                 await asyncio.gather(*workers, return_exceptions=True)
         finally:
             stop.cancel()
-        if not everything.cancelled():
-            everything.result()  # re-raise a bug from a worker, if any
+        for worker in workers:  # re-raise a bug from a worker, if any (not a cancellation)
+            if worker.done() and not worker.cancelled() and worker.exception() is not None:
+                raise worker.exception()  # type: ignore[misc]
 
-    async def _delete_one(self, task: Task) -> ApiError | Task | None:
+    async def delete_one(self, task: Task) -> ApiError | Task | None:
         """Delete one task: a refusal is returned for evidence, an accepted delete
         awaiting verification returns the task, anything else is finished here."""
-        attempt = _Attempt(self, task)
+        attempt = Attempt(self, task)
         try:
             reply = await self.client.retrying(
                 attempt.once, on_retry=attempt.on_retry, retry_if=attempt.retry_if
@@ -196,11 +200,12 @@ class Executor:
         except Exception as exc:  # the per-task boundary: a bug becomes a failed line
             log.exception("task_crashed", task_id=task.task_id)
             self.recorder.finish(Outcome.FAILED, task, error=f"{type(exc).__name__}: {exc}")
-            self.count_end(failed=True)
+            self.count_end(task, failed=True)
         else:
             if reply.absent:
                 self._absent(task, attempt)
             elif self.policy.api.verify:
+                self.count_end(task, failed=False)  # a failed verification counts it again
                 self.recorder.event(
                     "delete_accepted",
                     task,
@@ -210,18 +215,18 @@ class Executor:
                 return task
             else:
                 self.recorder.finish(Outcome.DELETED, task, attempts=attempt.sends)
-                self.count_end(failed=False)
+                self.count_end(task, failed=False)
         return None
 
-    def _absent(self, task: Task, attempt: _Attempt) -> None:
+    def _absent(self, task: Task, attempt: Attempt) -> None:
         if attempt.may_have_happened or attempt.sends > 1:
             evidence = "404 after an earlier attempt of this run that may have deleted it"
             self.recorder.finish(Outcome.DELETED, task, evidence=evidence, attempts=attempt.sends)
         else:
             self.recorder.finish(Outcome.ALREADY_ABSENT, task, evidence="404 on DELETE")
-        self.count_end(failed=False)
+        self.count_end(task, failed=False)
 
-    def _after_transient(self, attempt: _Attempt, exc: TransientApiError) -> ApiError | None:
+    def _after_transient(self, attempt: Attempt, exc: TransientApiError) -> ApiError | None:
         found = attempt.verdict
         if found is not None and found.why is Why.ABSENT:
             self._absent(attempt.task, attempt)
@@ -264,7 +269,7 @@ class Executor:
         current = found.task or task
         if found.why is Why.ABSENT:
             self.recorder.finish(Outcome.ALREADY_ABSENT, task, evidence="refused, then 404 on GET")
-            self.count_end(failed=False)
+            self.count_end(task, failed=False)
         elif found.why is Why.FREE and previous is not None and previous.unexplained:
             evidence = f"task is {current.state} and no unfinished run or profile holds it"
             self.failed(current, error, evidence=evidence)
@@ -297,55 +302,6 @@ class Executor:
     def new_pass(self) -> None:
         self._holders_fresh = False
 
-    # -- verification ------------------------------------------------------------------
-
-    async def _verify(self, accepted: list[Task], *, second: bool = False) -> None:
-        """With ``api.verify``: ``deleted`` only once a listing or GET shows it gone."""
-        if not accepted:
-            return
-        ids = [t.task_id for t in accepted]
-        listing = self.verify_pages is not None and self.verify_pages < len(ids)
-        if self.stopping.requested:
-            gone, present = None, {}
-        elif listing:
-            tasks = await self.guarded(self.source.list_tasks())
-            gone = None if tasks is None else {i for i in ids if i not in tasks}
-            present = {} if tasks is None else {i: tasks[i] for i in ids if i in tasks}
-        else:
-            lookup = await self.guarded(self.source.get_each(ids))
-            gone = None if lookup is None else lookup.absent
-            present = {} if lookup is None else lookup.found
-        again: list[Task] = []
-        for task in accepted:
-            if gone is None or (task.task_id not in gone and task.task_id not in present):
-                self.recorder.finish(Outcome.DELETED, task, verified=False)
-                self.count_end(failed=False)
-            elif task.task_id in gone:
-                how = "listing" if listing else "GET 404"
-                self.recorder.finish(Outcome.DELETED, task, verified=True, evidence=how)
-                self.count_end(failed=False)
-            elif second:
-                error = BadResponseError(
-                    "the DELETE was accepted twice but the task is still there"
-                )
-                self.failed(present[task.task_id], error)
-            else:
-                again.append(present[task.task_id])
-        if again:
-            await self._again(again)
-
-    async def _again(self, tasks: list[Task]) -> None:
-        """Tasks still there after an accepted DELETE are tried once more."""
-        accepted: list[Task] = []
-        for task in tasks:
-            self.recorder.event("retrying", task, error="still listed after an accepted DELETE")
-            result = await self._delete_one(task)
-            if isinstance(result, ApiError):
-                self.failed(task, result, evidence="refused after an accepted DELETE")
-            elif result is not None:
-                accepted.append(result)
-        await self._verify(accepted, second=True)
-
     # -- endings -----------------------------------------------------------------------
 
     def defer(self, waiting: Waiting, reason: str | None) -> None:
@@ -367,22 +323,24 @@ class Executor:
             server_message=error.detail,
             **fields,
         )
-        self.count_end(failed=True)
+        self.count_end(task, failed=True)
 
-    def count_end(self, *, failed: bool) -> None:
-        """Book an ended DELETE; trip the circuit breaker past ``max_failure_percent``."""
-        self.recorder.deleted_or_failed(failed)
-        ledger = self.recorder.ledger
+    def count_end(self, task: Task, *, failed: bool) -> None:
+        """Book an ended DELETE; trip the circuit breaker past ``max_failure_percent``.
+
+        An accepted DELETE counts as ended when accepted (verification may turn it into
+        a failure later), so the share is never failures over failures mid-pass.
+        """
+        self._ended.add(task.task_id)  # the set: a task tried again counts once
+        if failed:
+            self._failures.add(task.task_id)
+        ended, failures = len(self._ended), len(self._failures)
         limit = self.policy.limits.max_failure_percent
-        if (
-            self.fatal is None
-            and ledger.delete_ends >= BREAKER_MIN_ENDED
-            and ledger.delete_failures * 100 > limit * ledger.delete_ends
-        ):
+        if self.fatal is None and ended >= BREAKER_MIN_ENDED and failures * 100 > limit * ended:
             self.stop_for(
                 SafetyGuardError(
-                    f"{ledger.delete_failures} of {ledger.delete_ends} deletes failed, more "
-                    f"than limits.max_failure_percent ({limit:g}%): stopped"
+                    f"{failures} of {ended} deletes failed, more than "
+                    f"limits.max_failure_percent ({limit:g}%): stopped"
                 )
             )
 
@@ -420,59 +378,3 @@ class Executor:
         except (ListingIncompleteError, ApiError) as exc:
             log.warning("evidence_unavailable", error=str(exc))
         return None
-
-
-def held(holder: Holder | None) -> dict[str, str]:
-    """Audit fields naming what holds a task: ``held_by`` and ``held_by_run`` or
-    ``held_by_profile`` (the holder's ID)."""
-    if holder is None:
-        return {}
-    return {"held_by": holder.describe(), f"held_by_{holder.kind}": holder.holder_id}
-
-
-class _Attempt:
-    """One task's DELETE: its sends, whether one may have deleted, the evidence read."""
-
-    def __init__(self, executor: Executor, task: Task) -> None:
-        self.executor = executor
-        self.task = task
-        self.sends = 0
-        self.may_have_happened = False
-        self.verdict: Verdict | None = None
-
-    async def once(self) -> Any:
-        return await self.executor.client.delete_once(self.task.task_id, on_send=self.on_send)
-
-    def on_send(self, number: int) -> None:
-        executor = self.executor
-        # A stop lets calls in flight (and their retries) finish, but starts nothing new;
-        # a fatal error (auth, quota, a full disk, the breaker) stops retries too.
-        if executor.fatal is not None or (self.sends == 0 and executor.stopping.requested):
-            raise Interrupted(executor.stopping.reason or "stopping")
-        self.sends += 1
-        executor.recorder.event("deleting", self.task, attempt=self.sends)
-
-    def on_retry(self, error: ApiError, attempt: int, delay: float) -> None:
-        self.may_have_happened |= not isinstance(error, ThrottledError)
-        self.executor.activity.retries += 1
-        self.executor.recorder.event(
-            "retrying",
-            self.task,
-            error=str(error),
-            http_status=error.status or None,
-            attempt=attempt,
-            delay_s=round(delay, 3),
-        )
-
-    async def retry_if(self, error: ApiError) -> bool:
-        """A 5xx on a DELETE first looks at the evidence: busy or held is deferred."""
-        if error.status < 500:
-            return True
-        self.may_have_happened = True
-        executor, task_id = self.executor, self.task.task_id
-        lookup = await executor.guarded(executor.source.get_each([task_id]))
-        if lookup is None or task_id in lookup.failed:
-            return True
-        found = verdict(lookup.found.get(task_id), executor.holding, task_id)
-        self.verdict = found
-        return found.why not in (Why.ABSENT, Why.BUSY, Why.HELD)

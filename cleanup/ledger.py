@@ -31,9 +31,6 @@ class Ledger:
     """Non-terminal task events written, by name (deleting, deferred, retrying, ...)."""
     statuses_seen: Counter[str] = field(default_factory=Counter)
     unknown_statuses: Counter[str] = field(default_factory=Counter)
-    delete_failures: int = 0
-    delete_ends: int = 0
-    """DELETEs that ended (deleted, absent or failed), for the failure circuit breaker."""
 
     def end(self, outcome: Outcome, task: Task, why: str | None, reason: str | None) -> None:
         if task.task_id in self.ended:
@@ -88,10 +85,6 @@ class Recorder:
         """A non-terminal task event (deleting, deferred, retrying, ...)."""
         self.audit.task(event, task, **_present(fields))
         self.ledger.events[event] += 1
-
-    def deleted_or_failed(self, failed: bool) -> None:
-        self.ledger.delete_ends += 1
-        self.ledger.delete_failures += failed
 
 
 def _present(fields: dict[str, Any]) -> dict[str, Any]:

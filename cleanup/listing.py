@@ -28,6 +28,8 @@ Two records of one ID that disagree (``ResourceKind.fingerprint``) are reported 
 
 from __future__ import annotations
 
+import asyncio
+import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Generic, TypeVar
@@ -113,9 +115,16 @@ class Lister:
     """Lists kinds completely; learns the server's ``index`` meaning once."""
 
     def __init__(
-        self, client: NclueClient, stopping: Stopping, *, on_page: OnPage | None = None
+        self,
+        client: NclueClient,
+        stopping: Stopping,
+        *,
+        on_page: OnPage | None = None,
+        depth: int = 4,
     ) -> None:
         self._client = client
+        self.depth = depth
+        """Windows asked for at once on an offset server (1: strictly one at a time)."""
         self._stopping = stopping
         self._on_page = on_page
         self.offset_index: bool | None = None
@@ -193,24 +202,46 @@ class Lister:
         return True
 
     async def _scan(self, state: _Pass[T], limit: int) -> None:
-        """Anchored windows until a short one; windows without an anchor are bounded."""
+        """Anchored windows until a short one; windows without an anchor are bounded.
+
+        On an offset server the next windows' places are known in advance, so up to
+        ``depth`` of them are asked for at once (the rate budget still spaces them):
+        latency, not the rate, would otherwise bound a large listing. Each is accepted
+        only if it holds the anchor of the one before; at the first that does not, the
+        rest are dropped and the scan goes on one window at a time.
+        """
         misses = 0
         overlap = 1
         while True:
-            index, size, start = self._window(state.end, overlap, limit)
-            page = await self._page(state, index, size)
-            at = state.anchor(page)
-            if at is None:
-                misses += 1
-                if misses > 10 + state.calls // 5 or start == 0:
-                    raise _PassFailed("windows kept missing their anchor (the list moved)")
-                state.extra(page)
-                overlap = min(TAIL, max(overlap * 4, 4))
-                continue
-            state.take(page, start, at + 1)
-            if len(page.items) < size:
-                return
-            overlap = max(1, overlap // 2)
+            windows = self._windows(state, overlap, limit)
+            pages = await asyncio.gather(*(self._page(state, i, size) for i, size, _ in windows))
+            for (_, size, start), page in zip(windows, pages, strict=True):
+                at = state.anchor(page)
+                if at is None:
+                    misses += 1
+                    if misses > 10 + state.calls // 5 or start == 0:
+                        raise _PassFailed("windows kept missing their anchor (the list moved)")
+                    state.extra(page)
+                    overlap = min(TAIL, max(overlap * 4, 4))
+                    break
+                state.take(page, start, at + 1)
+                if len(page.items) < size:
+                    return
+                overlap = max(1, overlap // 2)
+
+    def _windows(self, state: _Pass[T], overlap: int, limit: int) -> list[tuple[int, int, int]]:
+        """The next window, and on an offset server the ones after it while the account's
+        size (when ``total`` tells it) says they hold tasks."""
+        first = self._window(state.end, overlap, limit)
+        if not self.offset_index or self.depth <= 1 or overlap > 1:
+            return [first]
+        step = limit - overlap
+        if state.counted and state.totals:
+            left = state.totals[-1] - state.end
+            count = min(self.depth, max(1, math.ceil((left + 2) / step)))
+        else:
+            count = min(self.depth, 2)
+        return [(first[0] + k * step, limit, first[2] + k * step) for k in range(count)]
 
     def _window(self, end: int, overlap: int, limit: int) -> tuple[int, int, int]:
         """(index, limit, start) of a window starting at most ``end - overlap``."""

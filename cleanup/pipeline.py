@@ -11,13 +11,12 @@ from __future__ import annotations
 
 import asyncio
 import math
-import os
 import random
 import time
 import uuid
 from collections import Counter
 from collections.abc import Awaitable, Callable, Iterable, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -26,10 +25,10 @@ from . import __version__
 from .audit import AuditLog, open_sink
 from .budget import LocalBudget, RateBudget
 from .client import NclueClient
-from .credentials import Credentials, load_credentials
+from .credentials import Credentials
 from .deleter import Executor
-from .errors import CleanupError, CredentialsError, PlanError, PolicyError, SafetyGuardError
-from .fsutil import check_writable
+from .errors import CleanupError, SafetyGuardError
+from .guard import judge_caps
 from .ledger import Ledger, Recorder
 from .listing import LIMIT, Lister
 from .logs import get_logger
@@ -43,12 +42,13 @@ from .planner import (
     judge,
     newest_per_group,
 )
-from .plans import Plan, read_plan, write_plan
-from .policy import Policy, load_policy, policy_from_mapping
+from .plans import write_plan
+from .policy import Policy
+from .prepare import Prepared, prepare
 from .progress import ProgressReporter
 from .retrying import RetryPolicy
-from .settings import Settings, operator, resolve_endpoint
-from .source import Source, in_shard, read_ids
+from .settings import Settings, operator
+from .source import Source, in_shard
 from .stopping import Interrupted, Stopping, signals_stop
 from .summarize import build_summary
 from .summary import RunSummary
@@ -58,18 +58,6 @@ from .watch import Watch
 
 log = get_logger(__name__)
 Confirm = Callable[[int], Awaitable[bool]]
-
-
-@dataclass(frozen=True, slots=True)
-class Prepared:
-    """A run checked before its first request."""
-
-    policy: Policy
-    settings: Settings
-    credentials: Credentials
-    endpoint: str
-    explicit: tuple[str, ...]
-    plan: Plan | None
 
 
 @dataclass(slots=True)
@@ -149,77 +137,6 @@ def run_policy_sync(policy: Policy | str | Path | Mapping[str, Any], **kwargs: A
     return result[0]
 
 
-def prepare(
-    policy: Policy | str | Path | Mapping[str, Any],
-    *,
-    apply: bool,
-    ids: Iterable[str],
-    settings: Settings | None,
-    credentials: Credentials | None,
-) -> Prepared:
-    """Everything checked before the first request (``UsageError`` otherwise)."""
-    settings = settings or Settings()
-    settings = replace(settings, apply=apply or settings.apply)
-    creds = credentials or load_credentials()
-    extra = tuple(read_ids(ids, "ids", secrets=(creds.secret_key,))) + settings.extra_ids
-    loaded = _as_policy(policy, ids_elsewhere=bool(extra or settings.plan_in))
-    allowed = loaded.account.access_key_ids
-    if allowed is not None and creds.access_key not in allowed:
-        raise CredentialsError(
-            f"{loaded.source}: account.access_key_ids does not list the loaded access key "
-            f"(…{creds.access_key[-4:]}): this policy is for another account; nothing was sent"
-        )
-    endpoint = resolve_endpoint(settings.endpoint, os.environ, loaded.endpoint)
-    for path, what in (
-        (settings.plan_out, "--plan-out"),
-        (settings.summary_json, "--summary-json"),
-    ):
-        if path and path != "-":
-            check_writable(path, what)
-    if settings.metrics_textfile:
-        check_writable(settings.metrics_textfile, "--metrics-textfile")
-    plan = None
-    if settings.plan_in:
-        if not settings.apply:
-            raise PlanError("--plan applies a reviewed plan: add --apply (or drop --plan)")
-        plan = read_plan(
-            settings.plan_in,
-            policy=loaded,
-            endpoint=endpoint,
-            access_key_id=creds.access_key,
-            now=datetime.now(UTC),
-        )
-    explicit = _explicit_ids(loaded, extra)
-    if plan is not None and not loaded.selection.all:
-        outside = [i for i in plan.task_ids if i not in set(explicit)]
-        if outside:
-            raise PlanError(
-                f"{settings.plan_in}: {len(outside)} of the plan's task IDs are not in the "
-                "policy's selection (select.ids, select.ids_file, --ids-from): refused"
-            )
-    return Prepared(loaded, settings, creds, endpoint, explicit, plan)
-
-
-def _as_policy(policy: Policy | str | Path | Mapping[str, Any], *, ids_elsewhere: bool) -> Policy:
-    if isinstance(policy, Policy):
-        return policy
-    if isinstance(policy, (str, Path)):
-        return load_policy(policy, ids_elsewhere=ids_elsewhere)
-    return policy_from_mapping(policy, source="<mapping>", ids_elsewhere=ids_elsewhere)
-
-
-def _explicit_ids(policy: Policy, extra: tuple[str, ...]) -> tuple[str, ...]:
-    ids = list(policy.selection.ids)
-    if policy.selection.ids_file is not None:
-        path = policy.selection.ids_file
-        try:
-            lines = path.read_text().splitlines()
-        except (OSError, UnicodeDecodeError) as exc:
-            raise PolicyError(f"{policy.source}: select.ids_file: cannot read {path}") from exc
-        ids += read_ids(lines, str(path))
-    return tuple(dict.fromkeys([*ids, *extra]))
-
-
 class Run:
     """One run: the objects it needs, and the stages in order (``execute``)."""
 
@@ -293,6 +210,7 @@ class Run:
             log.exception("run_crashed", error=f"{type(exc).__name__}: {exc}")
         if self.executor is not None and self.executor.fatal is not None and error is None:
             error = self.executor.fatal
+            log.error("run_stopped", error=str(error), exit_code=error.exit_code)
         self._sweep()
         return self._finish(error, crashed)
 
@@ -375,7 +293,7 @@ class Run:
         )
         mine = [d for d in whole if self._mine(d.task.task_id)]
         planned = Planned(whole, mine, evidence)
-        planned.refusal_reason, planned.refusal = _guard(whole, p, selected.account)
+        planned.refusal_reason, planned.refusal = judge_caps(whole, p, selected.account)
         if p.filters.keep_latest and listed:
             groups = Counter(group_of(t.task_name, p) for t in listed if t.task_name)
             if groups and max(groups.values()) == 1 and len(groups) > 1:
@@ -477,28 +395,6 @@ class Run:
 
     def _finish(self, error: CleanupError | None, crashed: bool) -> RunSummary:
         return build_summary(self, error, crashed)
-
-
-def _guard(
-    whole: list[Decision], policy: Policy, account: dict[str, Task] | None
-) -> tuple[str | None, str | None]:
-    """(reason, message) when the plan exceeds a cap, else (None, None)."""
-    limits = policy.limits
-    acting = sum(d.action is not Action.SKIP for d in whole)
-    if limits.max_deletions is not None and acting > limits.max_deletions:
-        return "max_deletions", (
-            f"the plan would delete {acting} tasks, more than limits.max_deletions "
-            f"({limits.max_deletions}); nothing was deleted. Narrow the policy, raise the "
-            "limit, or drain with limits.max_deletions_per_run"
-        )
-    percent = limits.max_deletions_percent
-    if account and percent < 100 and acting * 100 > percent * len(account):
-        return "max_deletions_percent", (
-            f"the plan would delete {acting} of the account's {len(account)} tasks, more than "
-            f"limits.max_deletions_percent ({percent:g}%); nothing was deleted. Narrow the "
-            "policy, or set limits.max_deletions_percent: 100 to switch this off"
-        )
-    return None, None
 
 
 __all__ = ["Run", "prepare", "run_policy", "run_policy_sync"]

@@ -13,7 +13,8 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from .deleter import Executor, Waiting, held
+from .attempt import held
+from .deleter import Executor, Waiting
 from .evidence import Why
 from .model import Action, Outcome
 from .planner import Evidence, judge
@@ -89,7 +90,7 @@ class BusyLoop:
             if task_id in lookup.absent:
                 del waiting[task_id]
                 ex.recorder.finish(Outcome.ALREADY_ABSENT, item.task, evidence="404 on GET")
-                ex.count_end(failed=False)
+                ex.count_end(item.task, failed=False)
                 continue
             if task_id not in lookup.found:
                 continue  # unreadable this time: look again next pass

@@ -16,7 +16,9 @@ from typing import Any
 
 import pytest
 
-from cleanup.auditview import add_parsers, render_show, verify
+from cleanup.auditcli import add_parsers
+from cleanup.auditshow import render_show
+from cleanup.auditview import verify
 from cleanup.errors import UsageError
 
 GENESIS = "0" * 64
