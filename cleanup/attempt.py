@@ -18,7 +18,7 @@ if TYPE_CHECKING:
     from .deleter import Executor
 
 
-def held(holder: Holder | None) -> dict[str, str]:
+def held(holder: Holder | None) -> dict[str, Any]:
     """Audit fields naming what holds a task: ``held_by`` and ``held_by_run`` or
     ``held_by_profile`` (the holder's ID)."""
     if holder is None:
@@ -46,7 +46,7 @@ class Attempt:
         if executor.fatal is not None or (self.sends == 0 and executor.stopping.requested):
             raise Interrupted(executor.stopping.reason or "stopping")
         self.sends += 1
-        executor.recorder.event("deleting", self.task, attempt=self.sends)
+        executor.recorder.event("deleting", self.task, write_ahead=True, attempt=self.sends)
 
     def on_retry(self, error: ApiError, attempt: int, delay: float) -> None:
         self.may_have_happened |= not isinstance(error, ThrottledError)
@@ -70,5 +70,8 @@ class Attempt:
         if lookup is None or task_id in lookup.failed:
             return True
         found = verdict(lookup.found.get(task_id), executor.holding, task_id)
+        if found.why is Why.FREE:  # held by something listed since the plan?
+            await executor.refresh_holders()
+            found = verdict(lookup.found.get(task_id), executor.holding, task_id)
         self.verdict = found
         return found.why not in (Why.ABSENT, Why.BUSY, Why.HELD)

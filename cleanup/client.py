@@ -49,6 +49,8 @@ R = TypeVar("R")
 
 CLOCK_SKEW_THRESHOLD_S = 60.0
 GATEWAY_AUTH_CODES = frozenset({"200", "210", "230"})
+GATEWAY_NOT_FOUND = "300"
+"""The gateway's 404 errorCode: no such route, or (for a task path) no such task."""
 OnRetry = Callable[[ApiError, int, float], None]
 RetryIf = Callable[[ApiError], Awaitable[bool]]
 
@@ -90,6 +92,7 @@ class NclueClient:
         self.any_success = False
         self._skew_corrected = False
         self._storm = False
+        self._get_route_proven = False
 
     # -- calls -------------------------------------------------------------------------
 
@@ -98,7 +101,10 @@ class NclueClient:
         query = f"index={index}&limit={limit}"
 
         async def once() -> Page[T]:
-            reply = await self._exchange("GET", kind.path, query, route=kind.route)
+            try:
+                reply = await self._exchange("GET", kind.path, query, route=kind.route)
+            except NotFoundError as exc:  # a listing always exists: its 404 is the route's
+                raise _route_not_found(f"GET {kind.path}", str(exc)) from None
             body = self._object(reply, f"GET {kind.path}?{query}", transient=True)
             items, total = body.get(kind.list_key), body.get("total")
             if not isinstance(items, list) or not all(isinstance(i, dict) for i in items):
@@ -120,9 +126,11 @@ class NclueClient:
         async def once() -> Task | None:
             try:
                 reply = await self._exchange("GET", f"/tasks/{task_id}", route="get_task")
-            except NotFoundError:
+            except NotFoundError as exc:
                 if not self.proven:
                     await self.prove()
+                if exc.code == GATEWAY_NOT_FOUND:
+                    await self._prove_get_route(task_id)
                 return None
             body = self._object(reply, where, transient=True)
             try:
@@ -139,6 +147,21 @@ class NclueClient:
 
         return await self.retrying(once)
 
+    async def _prove_get_route(self, missing: str) -> None:
+        """A GET answered the gateway's 404: GET a task the listing shows, once, to tell
+        "no such task" from "no such route" (which would make every ID look absent)."""
+        if self._get_route_proven:
+            return
+        page = await self.list_page(TASKS, 0, 1)
+        known = next((t.task_id for t in page.items if t.task_id != missing), None)
+        if known is None:
+            return  # nothing to prove it with; the listing proved the endpoint
+        try:
+            await self._exchange("GET", f"/tasks/{known}", route="get_task")
+        except NotFoundError as exc:
+            raise _route_not_found(f"GET /tasks/{known}", "a listed task answers 404") from exc
+        self._get_route_proven = True
+
     async def prove(self) -> None:
         """Prove the endpoint with the smallest listing (a 404 here: wrong endpoint)."""
         try:
@@ -153,9 +176,12 @@ class NclueClient:
         reply = await self._send("DELETE", path, "", route="delete_task", on_send=on_send)
         try:
             self._raise_for(reply, "DELETE", path)
-        except NotFoundError:
+        except NotFoundError as exc:
             if not self.proven:
                 raise _route_not_found(self.transport.endpoint, where) from None
+            if exc.code == GATEWAY_NOT_FOUND and await self.get_task(task_id) is not None:
+                # The gateway's own 404 (no such route) while the task is there.
+                raise _route_not_found(where, "the gateway's 404 but the task exists") from None
             return DeleteReply(absent=True, sends=reply.sends, body_named_task=False)
         return DeleteReply(False, reply.sends, _check_delete_body(reply, where, task_id))
 

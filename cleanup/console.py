@@ -17,7 +17,6 @@ from typing import Any
 from .credentials import Credentials
 from .errors import UsageError
 from .logs import get_logger
-from .model import Action
 from .pipeline import run_policy
 from .policy import Policy
 from .progress import LiveProgress, LogProgress, ProgressReporter
@@ -78,13 +77,11 @@ def execute(
     people = make_console(stderr=outputs.stdout_is_machine(settings))
     if archive is not None:
         settings = replace(settings, capture_audit=True)
-    progress: ProgressReporter = (
-        LiveProgress(make_console(stderr=True)) if sys.stderr.isatty() else LogProgress()
-    )
+    live = sys.stderr.isatty() and not os.environ.get("NO_COLOR")  # NO_COLOR: plain lines
+    progress: ProgressReporter = LiveProgress(make_console(stderr=True)) if live else LogProgress()
     summary = asyncio.run(_run(policy, settings, credentials, outputs, progress, archive, confirm))
-    if summary.dry_run:
-        plan = [d for d in summary.decisions if d.action is not Action.SKIP]
-        print_plan(plan, datetime.now(UTC), people, plan_path=settings.plan_out)
+    if summary.dry_run and (summary.decisions or summary.error is None):
+        print_plan(summary.decisions, datetime.now(UTC), people, plan_path=settings.plan_out)
     print_summary(summary, people)
     if outputs.output == "json":
         sys.stdout.write(summary_json(summary))
@@ -103,6 +100,7 @@ async def _run(
     archive: Any,
     confirm: Any,
 ) -> RunSummary:
+    started = datetime.now(UTC)
     if archive is not None:
         from .archive import load_archive_credentials, preflight
 
@@ -133,14 +131,14 @@ async def _run(
         if budget is not None:
             await budget.aclose()
     warnings = list(summary.warnings)
-    warnings += await _after(summary, settings, outputs, archive)
+    warnings += await _after(summary, settings, outputs, archive, started)
     if len(warnings) != len(summary.warnings):
         summary = replace(summary, warnings=tuple(warnings))
     return summary
 
 
 async def _after(
-    summary: RunSummary, settings: Settings, outputs: Outputs, archive: Any
+    summary: RunSummary, settings: Settings, outputs: Outputs, archive: Any, started: datetime
 ) -> list[str]:
     """Metrics, the webhook and the archive: a failure is a warning, never an exit code."""
     warnings: list[str] = []
@@ -165,14 +163,14 @@ async def _after(
         if problem:
             warnings.append(problem)
     if archive is not None:
-        warnings += await _archive(summary, settings, outputs, archive)
+        warnings += await _archive(summary, settings, outputs, archive, started)
     for warning in warnings:
         log.warning("after_run", warning=warning)
     return warnings
 
 
 async def _archive(
-    summary: RunSummary, settings: Settings, outputs: Outputs, target: Any
+    summary: RunSummary, settings: Settings, outputs: Outputs, target: Any, started: datetime
 ) -> list[str]:
     from .archive import ArchiveError, archive_run, load_archive_credentials
 
@@ -182,7 +180,7 @@ async def _archive(
             target,
             creds,
             run_id=summary.run_id,
-            started_at=datetime.now(UTC),
+            started_at=started,
             audit_lines=summary.audit_lines or b"",
             summary=summary.to_json(),
             plan_path=settings.plan_out,

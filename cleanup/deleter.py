@@ -93,6 +93,7 @@ class Executor:
         self.source = source
         self.recorder = recorder
         self.policy = policy
+        self.holders = holders
         self.holding = holding_map(holders)
         self.stopping = stopping
         self.now = now
@@ -106,6 +107,7 @@ class Executor:
         self._holders_fresh = False
         self._ended: set[str] = set()
         self._failures: set[str] = set()
+        recorder.on_failure = self.stop_for
 
     # -- dry run -----------------------------------------------------------------------
 
@@ -115,8 +117,9 @@ class Executor:
             if d.action is Action.DELETE:
                 self.recorder.finish(Outcome.WOULD_DELETE, d.task, reason=d.reason, detail=d.detail)
             elif d.action is Action.DEFER:
+                # Recorded as still_busy with would=wait; shown as "would wait (busy)".
                 self.recorder.finish(
-                    Outcome.SKIPPED, d.task, reason=d.reason, detail=d.detail, would="wait"
+                    Outcome.STILL_BUSY, d.task, reason=d.reason, detail=d.detail, would="wait"
                 )
 
     # -- apply -------------------------------------------------------------------------
@@ -297,6 +300,7 @@ class Executor:
         holders = await self.guarded(self.source.holders())
         self._holders_fresh = True
         if holders is not None:
+            self.holders = holders
             self.holding = holding_map(holders)
 
     def new_pass(self) -> None:
@@ -306,13 +310,8 @@ class Executor:
 
     def defer(self, waiting: Waiting, reason: str | None) -> None:
         self.activity.waiting[waiting.task.task_id] = waiting
-        self.recorder.event(
-            "deferred",
-            waiting.task,
-            reason=reason,
-            attempt=waiting.attempts,
-            **held(waiting.holder),
-        )
+        fields: dict[str, Any] = {"reason": reason, "attempt": waiting.attempts}
+        self.recorder.event("deferred", waiting.task, **fields, **held(waiting.holder))
 
     def failed(self, task: Task, error: ApiError, **fields: Any) -> None:
         self.recorder.finish(

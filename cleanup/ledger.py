@@ -9,10 +9,12 @@ summary, the metrics and the exit code all read the same numbers.
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from .audit import AuditLog
+from .errors import AuditWriteError
 from .model import Outcome, Task
 from .summary import TaskNote
 
@@ -59,19 +61,26 @@ class Ledger:
 
 
 class Recorder:
-    """Writes audit events and books them; the one way outcomes are recorded."""
+    """Writes audit events and books them; the one way outcomes are recorded.
+
+    Once a line cannot be written (``AuditWriteError``), nothing more is written:
+    outcomes are still booked (the summary counts them), ``on_failure`` is told once
+    (the executor stops sending DELETEs), and only a write-ahead ``deleting`` line
+    raises, so its DELETE is never sent.
+    """
 
     def __init__(self, audit: AuditLog, ledger: Ledger, *, skipped_lines: str = "selected"):
         self.audit = audit
         self.ledger = ledger
         self.all_skipped = skipped_lines == "all"
+        self.on_failure: Callable[[AuditWriteError], None] | None = None
 
     def finish(self, outcome: Outcome, task: Task, **fields: Any) -> None:
         """A task's terminal event (written, then booked; a second one is a bug)."""
         if self.ledger.has(task.task_id):
             raise RuntimeError(f"task {task.task_id} already has a terminal audit event")
         why = fields.get("error") or fields.get("reason") or fields.get("detail")
-        self.audit.task(outcome.value, task, **_present(fields))
+        self._write(outcome.value, task, fields)
         self.ledger.end(outcome, task, None if why is None else str(why), fields.get("reason"))
 
     def skipped_quietly(self, task: Task, reason: str, detail: str | None) -> None:
@@ -81,10 +90,23 @@ class Recorder:
         else:
             self.ledger.count_unwritten(reason)
 
-    def event(self, event: str, task: Task, **fields: Any) -> None:
-        """A non-terminal task event (deleting, deferred, retrying, ...)."""
-        self.audit.task(event, task, **_present(fields))
+    def event(self, event: str, task: Task, *, write_ahead: bool = False, **fields: Any) -> None:
+        """A non-terminal task event (deleting, deferred, retrying, ...); a write-ahead
+        one raises ``AuditWriteError`` when it cannot be written."""
+        self._write(event, task, fields, write_ahead=write_ahead)
         self.ledger.events[event] += 1
+
+    def _write(
+        self, event: str, task: Task, fields: dict[str, Any], *, write_ahead: bool = False
+    ) -> None:
+        first = self.audit.failure is None
+        try:
+            self.audit.task(event, task, **_present(fields))
+        except AuditWriteError as exc:
+            if first and self.on_failure is not None:
+                self.on_failure(exc)
+            if write_ahead:
+                raise
 
 
 def _present(fields: dict[str, Any]) -> dict[str, Any]:

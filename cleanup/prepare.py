@@ -46,7 +46,8 @@ def prepare(
     settings = settings or Settings()
     settings = replace(settings, apply=apply or settings.apply)
     creds = credentials or load_credentials()
-    extra = tuple(read_ids(ids, "ids", secrets=(creds.secret_key,))) + settings.extra_ids
+    secrets = (creds.secret_key,)
+    extra = tuple(read_ids([*ids, *settings.extra_ids], "ids", secrets=secrets))
     loaded = _as_policy(policy, ids_elsewhere=bool(extra or settings.plan_in))
     allowed = loaded.account.access_key_ids
     if allowed is not None and creds.access_key not in allowed:
@@ -74,7 +75,7 @@ def prepare(
             access_key_id=creds.access_key,
             now=datetime.now(UTC),
         )
-    explicit = _explicit_ids(loaded, extra)
+    explicit = _explicit_ids(loaded, extra, secrets)
     if plan is not None and not loaded.selection.all:
         outside = [i for i in plan.task_ids if i not in set(explicit)]
         if outside:
@@ -93,13 +94,16 @@ def _as_policy(policy: Policy | str | Path | Mapping[str, Any], *, ids_elsewhere
     return policy_from_mapping(policy, source="<mapping>", ids_elsewhere=ids_elsewhere)
 
 
-def _explicit_ids(policy: Policy, extra: tuple[str, ...]) -> tuple[str, ...]:
-    ids = list(policy.selection.ids)
+def _explicit_ids(
+    policy: Policy, extra: tuple[str, ...], secrets: tuple[str, ...]
+) -> tuple[str, ...]:
+    """The policy's IDs, its ids_file's and the extras; a credential is never an ID."""
+    ids = read_ids(policy.selection.ids, f"{policy.source}: select.ids", secrets=secrets)
     if policy.selection.ids_file is not None:
         path = policy.selection.ids_file
         try:
             lines = path.read_text().splitlines()
         except (OSError, UnicodeDecodeError) as exc:
             raise PolicyError(f"{policy.source}: select.ids_file: cannot read {path}") from exc
-        ids += read_ids(lines, str(path))
+        ids += read_ids(lines, str(path), secrets=secrets)
     return tuple(dict.fromkeys([*ids, *extra]))

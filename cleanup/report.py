@@ -258,10 +258,10 @@ def print_summary(summary: RunSummary, console: Console) -> None:
     for line in _fact_lines(summary):
         console.print(line)
     warn, error = _styled(console, "yellow"), _styled(console, "red")
-    for warning in summary.warnings:
-        console.print(Text("warning: " + printable(warning, 1000), style=warn))
+    for warning in summary.warnings:  # one line each, never folded (scripts grep them)
+        console.print(Text("warning: " + printable(warning, 1000), style=warn), soft_wrap=True)
     if summary.error:
-        console.print(Text("error: " + printable(summary.error, 1000), style=error))
+        console.print(Text("error: " + printable(summary.error, 1000), style=error), soft_wrap=True)
     meaning = EXIT_MEANING.get(summary.exit_code)
     code_line = f"exit code {summary.exit_code}" + (f": {meaning}" if meaning else "")
     console.print(Text(code_line, style=error if summary.exit_code else ""))

@@ -34,9 +34,15 @@ async def verify_deletes(ex: Executor, accepted: list[Task], *, second: bool = F
         present = {} if lookup is None else lookup.found
     again: list[Task] = []
     for task in accepted:
-        if gone is None or (task.task_id not in gone and task.task_id not in present):
+        if gone is None and ex.stopping.requested:
+            # A stop before verification: the DELETE was accepted, not yet confirmed.
             ex.recorder.finish(Outcome.DELETED, task, verified=False)
-            ex.count_end(task, failed=False)
+        elif gone is None or (task.task_id not in gone and task.task_id not in present):
+            unconfirmed = BadResponseError(
+                "the DELETE was accepted but verification could not read the task; "
+                "a rerun settles it"
+            )
+            ex.failed(task, unconfirmed)
         elif task.task_id in gone:
             how = "listing" if listing else "GET 404"
             ex.recorder.finish(Outcome.DELETED, task, verified=True, evidence=how)

@@ -11,13 +11,11 @@ late.
 
 from __future__ import annotations
 
-from dataclasses import replace
-
 from .attempt import held
 from .deleter import Executor, Waiting
 from .evidence import Why
 from .model import Action, Outcome
-from .planner import Evidence, judge
+from .planner import Evidence, evidence_from, judge
 
 
 class BusyLoop:
@@ -82,8 +80,8 @@ class BusyLoop:
         lookup = await ex.guarded(ex.source.lookup([w.task.task_id for w in to_read]))
         if lookup is None:
             return
-        evidence = replace(self.evidence, holding=ex.holding)
         now = ex.now()
+        evidence = evidence_from(ex.holders, ex.policy, now, self.evidence.kept)
         ready = []
         for item in to_read:
             task_id = item.task.task_id

@@ -373,12 +373,6 @@ async def test_protect_ids_in_another_case_still_protect(make_sim, run, select):
         20,
         pytest.param(
             150,
-            marks=pytest.mark.xfail(
-                strict=True,
-                reason="BUG: listing.py _Pass._finish counts distinct IDs against a steady "
-                "total that counts both records, so a multi-page listing with a conflicting "
-                "pair fails closed instead of settling it with a GET",
-            ),
         ),
     ],
 )
@@ -458,11 +452,6 @@ WRONG_PATH_CASES = [
     pytest.param(
         "listing",
         "json",
-        marks=pytest.mark.xfail(
-            strict=True,
-            reason="BUG: client.list_page lets the gateway's JSON 404 through as NotFoundError; "
-            "listing.py wraps it as ListingIncompleteError (exit 1), not the route error",
-        ),
     ),
     ("listing", "html"),
     ("listing", "text"),
@@ -492,11 +481,6 @@ async def test_api_served_under_another_prefix_is_endpoint_not_found(make_sim, t
     assert deletes(sim) == 0
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: client.translate treats any JSON error object on a 404 as the API's "
-    "'task not found'; the gateway's errorCode 300 (no such route) becomes already_absent",
-)
 async def test_gateway_404_on_delete_of_a_proven_endpoint_is_not_already_absent(
     make_sim, front, tmp_path
 ):
@@ -729,11 +713,6 @@ async def test_listing_completes_under_continuous_creation(make_sim, run, per_pa
     assert {f"t{i:04d}" for i in range(320)} <= truly_removed(sim)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: listing.py _Pass._finish reads a steady total as 'nothing moved'; balanced "
-    "creates and deletes keep it steady while unread deletes shrink what was served",
-)
 async def test_listing_completes_with_creates_and_deletes_by_others(make_sim, run):
     """Point 18: creates and another client's deletes during the listing still complete."""
     sim = await make_sim(account(320), create_per_list_page=1, delete_per_list_page=1, seed=4)
@@ -801,11 +780,6 @@ async def test_listing_record_with_a_case_variant_id_is_a_different_task(make_si
     assert "t0001" in truly_removed(sim)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: verification.py verify_deletes writes deleted verified:false when the "
-    "verification read fails (not only on a stop): a lying 2xx is then reported deleted",
-)
 async def test_unreadable_verification_never_reports_a_lying_delete_as_deleted(make_sim, run):
     """Beyond the list: a 2xx that deleted nothing, whose verification GET cannot be read,
     is not reported deleted (the task is still there)."""

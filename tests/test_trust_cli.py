@@ -215,12 +215,6 @@ async def test_full_disk_stops_deletes_at_the_first_failed_audit_line(make_sim, 
     assert chained(whole)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: after an AuditWriteError the deleter's stop path (deleter.stopped -> "
-    "unreached -> Recorder.finish) writes again, re-raises inside the worker, and asyncio.run "
-    "prints 'unhandled exception during shutdown' with a traceback",
-)
 async def test_full_disk_ends_with_one_line_and_no_traceback(make_sim, tmp_path):
     """Point 10: a full disk mid-run ends with one clear stderr line, never a traceback."""
     sim = await make_sim(account(60))
@@ -350,11 +344,6 @@ async def test_ids_from_a_key_value_credentials_file_is_not_echoed(make_sim, tmp
     assert sim.state.total_requests() == 0
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: prepare._explicit_ids checks neither select.ids nor select.ids_file (read_ids "
-    "without secrets=) against the loaded secret: it is sent as a task ID and logged",
-)
 @pytest.mark.parametrize("where", ["ids_file", "ids"])
 async def test_policy_selection_holding_the_secret_sends_nothing(make_sim, tmp_path, where):
     """Beyond the list: select.ids_file naming the secret key file (or the secret pasted
@@ -518,11 +507,6 @@ async def test_closed_stdout_audit_pipe_stops_the_run(make_sim, tmp_path):
     assert sim.state.count(method="DELETE") < 300
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: same as the full disk: after the pipe closes the deleter's stop path writes "
-    "again and asyncio.run prints an unhandled AuditWriteError traceback",
-)
 async def test_closed_stdout_audit_pipe_ends_without_a_traceback(make_sim, tmp_path):
     """Point 15: `--audit-log - | head -1` ends with no traceback on stderr."""
     sim = await make_sim(account(300), latency_s=0.02)
