@@ -26,10 +26,9 @@ from typing import Any
 
 import yaml
 
-from .console import Outputs, check_outputs
+from .console import Outputs, archive_target, check_outputs, run_one
 from .credentials import load_credentials
 from .errors import CleanupError, UsageError
-from .pipeline import run_policy
 from .policy import load_policy
 from .report import make_console, print_summary, write_summary_json
 from .settings import Settings
@@ -138,11 +137,15 @@ def run_accounts(args: argparse.Namespace, outputs: Outputs) -> int:
             else account_path(args.audit_log, spec.name),
             summary_json=None,
             plan_out=account_path(args.plan_out, spec.name) if args.plan_out else None,
+            metrics_textfile=(
+                account_path(args.metrics_textfile, spec.name) if args.metrics_textfile else None
+            ),
             account=spec.name,
+            capture_audit=bool(outputs.audit_archive),
         )
         check_outputs(outputs, replace(settings, summary_json=args.summary_json))
         runs.append((spec, policy, creds, settings))
-    summaries = asyncio.run(_all(runs, args.shutdown_grace))
+    summaries = asyncio.run(_all(runs, args.shutdown_grace, outputs))
     console = make_console(
         stderr=outputs.stdout_is_machine(replace(runs[0][3], summary_json=args.summary_json))
     )
@@ -157,30 +160,23 @@ def run_accounts(args: argparse.Namespace, outputs: Outputs) -> int:
 
 
 async def _all(
-    runs: list[tuple[AccountSpec, Any, Any, Settings]], grace: float
+    runs: list[tuple[AccountSpec, Any, Any, Settings]], grace: float, outputs: Outputs
 ) -> list[RunSummary]:
     stopping = Stopping()
+    archive = archive_target(outputs)
 
     async def one(policy: Any, creds: Any, settings: Settings) -> RunSummary | CleanupError:
-        budget = None
-        if settings.shared_budget:
-            from .shared_budget import open_budget
-
-            budget = await open_budget(
-                settings.shared_budget,
-                account_key=f"{creds.access_key}@{settings.endpoint}",
-                rate=policy.limits.rate,
-            )
         try:
-            return await run_policy(
-                policy, settings=settings, credentials=creds, stopping=stopping, budget=budget
-            )
+            return await run_one(policy, settings, creds, outputs, archive, stopping=stopping)
         except CleanupError as exc:  # a usage error of one account does not stop the others
             return exc
-        finally:
-            if budget is not None:
-                await budget.aclose()
 
+    if archive is not None:
+        from .archive import load_archive_credentials, preflight
+
+        await preflight(
+            archive, load_archive_credentials(os.environ, outputs.archive_credentials_file)
+        )
     with signals_stop(stopping, grace, lambda _: None):
         results = await asyncio.gather(*(one(p, c, s) for _, p, c, s in runs))
     summaries = []

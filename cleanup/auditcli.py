@@ -58,6 +58,8 @@ def show_command(args: argparse.Namespace) -> int:
     try:
         for chunk in iter_show(args.path, args.format, args.run, width):
             sys.stdout.write(chunk)
+    except BrokenPipeError:
+        raise  # `audit show PATH | head`: the CLI ends quietly with one line
     except OSError as exc:
         name = printable(str(args.path), None)
         raise UsageError(f"{name}: cannot read ({exc.strerror})") from None

@@ -73,7 +73,7 @@ def execute(
     """Run, then report to the console, the summary file, metrics, webhook and archive."""
     outputs = outputs or Outputs()
     check_outputs(outputs, settings)
-    archive = _archive_target(outputs)
+    archive = archive_target(outputs)
     people = make_console(stderr=outputs.stdout_is_machine(settings))
     if archive is not None:
         settings = replace(settings, capture_audit=True)
@@ -100,12 +100,34 @@ async def _run(
     archive: Any,
     confirm: Any,
 ) -> RunSummary:
-    started = datetime.now(UTC)
     if archive is not None:
         from .archive import load_archive_credentials, preflight
 
         creds = load_archive_credentials(os.environ, outputs.archive_credentials_file)
         await preflight(archive, creds)
+    return await run_one(
+        policy,
+        settings,
+        credentials,
+        outputs,
+        archive,
+        handle_signals=True,
+        progress=progress,
+        confirm=confirm,
+    )
+
+
+async def run_one(
+    policy: Policy,
+    settings: Settings,
+    credentials: Credentials,
+    outputs: Outputs,
+    archive: Any,
+    **run_kwargs: Any,
+) -> RunSummary:
+    """One account's run with its budget (shared when asked), then metrics, the webhook
+    and the archive; their failures become the summary's warnings."""
+    started = datetime.now(UTC)
     budget = None
     if settings.shared_budget:
         from .shared_budget import open_budget
@@ -119,13 +141,7 @@ async def _run(
         )
     try:
         summary = await run_policy(
-            policy,
-            settings=settings,
-            credentials=credentials,
-            handle_signals=True,
-            progress=progress,
-            budget=budget,
-            confirm=confirm,
+            policy, settings=settings, credentials=credentials, budget=budget, **run_kwargs
         )
     finally:
         if budget is not None:
@@ -190,10 +206,15 @@ async def _archive(
     return []
 
 
-def _archive_target(outputs: Outputs) -> Any:
+def archive_target(outputs: Outputs) -> Any:
     if not outputs.audit_archive:
         return None
-    from .archive import parse_archive_url
+    try:
+        from .archive import parse_archive_url
+    except ImportError:
+        raise UsageError(
+            "--audit-archive needs the S3 client: pip install 'nclue-cleanup[s3]'"
+        ) from None
 
     return parse_archive_url(
         outputs.audit_archive, outputs.archive_endpoint, outputs.archive_region

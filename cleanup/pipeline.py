@@ -325,6 +325,15 @@ class Run:
         for task_id, error in (selected.unreadable or {}).items():
             if self._mine(task_id):
                 self.recorder.finish(Outcome.FAILED, Task(task_id), error=error)
+        protected = self.prepared.policy.protect.ids
+        if selected.account is not None and protected:
+            listed = {task_id.casefold() for task_id in selected.account}
+            strangers = sorted(protected - listed)
+            if strangers:
+                self.warnings.append(
+                    f"protect.ids names {len(strangers)} ID(s) this account does not have "
+                    f"(a typo, or another account's?): {', '.join(strangers[:5])}"
+                )
         if ledger.unknown_statuses:
             shown = ", ".join(f"{k!r} x{v}" for k, v in ledger.unknown_statuses.most_common(5))
             self.warnings.append(f"tasks kept for a status this tool does not know: {shown}")

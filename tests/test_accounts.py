@@ -46,11 +46,14 @@ async def test_three_accounts_in_one_run_one_of_them_dry(make_sim, tmp_path):
     }
     path = _accounts_file(tmp_path, sims, {"dev": "apply", "staging": "apply", "prod": "dry_run"})
     audit, summary = tmp_path / "audit.jsonl", tmp_path / "summary.json"
+    metrics = tmp_path / "nclue.prom"
     code, out, err = await cli(
         "run",
         "--accounts",
         str(path),
         "--apply",
+        "--metrics-textfile",
+        str(metrics),
         "--audit-log",
         str(audit),
         "--summary-json",
@@ -67,6 +70,8 @@ async def test_three_accounts_in_one_run_one_of_them_dry(make_sim, tmp_path):
     for name in sims:
         assert verify(account_path(str(audit), name)).ok
     assert "account prod" in out
+    for name in sims:  # each account its own metrics file, labelled with its name
+        assert f'account="{name}"' in Path(account_path(str(metrics), name)).read_text()
 
 
 async def test_one_account_failing_does_not_stop_the_others(make_sim, tmp_path):
