@@ -80,7 +80,7 @@ def execute(
     live = sys.stderr.isatty() and not os.environ.get("NO_COLOR")  # NO_COLOR: plain lines
     progress: ProgressReporter = LiveProgress(make_console(stderr=True)) if live else LogProgress()
     summary = asyncio.run(_run(policy, settings, credentials, outputs, progress, archive, confirm))
-    if summary.dry_run and (summary.decisions or summary.error is None):
+    if summary.dry_run and summary.planned:
         print_plan(summary.decisions, datetime.now(UTC), people, plan_path=settings.plan_out)
     print_summary(summary, people)
     if outputs.output == "json":

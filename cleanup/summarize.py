@@ -96,6 +96,7 @@ def build_summary(run: Run, error: CleanupError | None, crashed: bool) -> RunSum
         audit_log=prep.settings.audit_log,
         audit_head_sha256=run.audit.head_sha256 if run.audit.failure is None else None,
         plan_path=prep.settings.plan_out,
+        planned=run.planned is not None,
         audit_lines=b"".join(run.audit.captured) if run.audit.captured is not None else None,
         decisions=tuple(run.planned.mine) if run.planned is not None else (),
     )

@@ -57,6 +57,8 @@ class RunSummary:
     audit_head_sha256: str | None = None
     """sha256 of the audit log's last line (run_finished): ``audit verify --expect-head``."""
     plan_path: str | None = None
+    planned: bool = False
+    """The run got as far as planning (a dry run's plan table means something)."""
     audit_lines: bytes | None = field(default=None, repr=False, compare=False)
     """This run's audit lines, when ``Settings.capture_audit`` asked for them."""
     decisions: tuple[Decision, ...] = field(default=(), repr=False, compare=False)

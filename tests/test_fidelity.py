@@ -111,14 +111,8 @@ async def test_retention_deletes_exactly_the_right_set_under_every_reading(
 
 # -- (b) refused deletes: any status, any body, deferred with evidence ------------------
 
-BUG_500_HELD = pytest.mark.xfail(
-    strict=True,
-    reason="BUG: a 500 refusal of a task held by a run or profile the plan did not list is "
-    "retried max_attempts times, then failed: _Attempt.retry_if judges with the plan's "
-    "holders and never lists them again (deleter.py)",
-)
-REFUSALS = [
-    pytest.param(status, body, number % 2 == 1, marks=[BUG_500_HELD] if status == 500 else [])
+REFUSALS = [  # every status x body; registered_holds alternates
+    (status, body, number % 2 == 1)
     for number, (status, body) in enumerate(
         (s, b) for s in (400, 403, 409, 500) for b in ("nclue", "gateway", "text")
     )
@@ -134,9 +128,16 @@ def _refusal_shape(status: int, body: str) -> tuple[str | None, str]:
     return "10107", REFUSAL_MESSAGE
 
 
-def _holds_after_the_plan(hold_s: float) -> Callable[[SimState, str, int], None]:
-    """A hook that, once the plan's holders are listed, makes three tasks undeletable:
-    ``late-busy`` starts training, a run holds ``late-run``, a profile ``late-profile``."""
+def _after_the_plan(
+    hold_s: float,
+    *,
+    busy: tuple[str, ...] = (),
+    runs: tuple[str, ...] = (),
+    profiles: tuple[str, ...] = (),
+) -> Callable[[SimState, str, int], None]:
+    """A listing hook: once the plan's holders are listed, the ``busy`` tasks start
+    training, and a run ``r-<id>`` (a profile ``p-<id>``) starts on each of ``runs``
+    (``profiles``), each for ``hold_s``; the plan saw none of it."""
     fired = False
 
     def hook(state: SimState, route: str, index: int) -> None:
@@ -144,12 +145,18 @@ def _holds_after_the_plan(hold_s: float) -> Callable[[SimState, str, int], None]
         if route != "list_profiles" or fired:
             return
         fired = True
-        task = state.tasks["late-busy"]
-        task.status, task.busy_until = "in_progress", time.monotonic() + hold_s
-        state.add_run("run-late", "late-run", "in_progress", busy_for_s=hold_s)
-        state.add_profile("prof-late", "late-profile", "pending", busy_for_s=hold_s)
+        for task_id in busy:
+            task = state.tasks[task_id]
+            task.status, task.busy_until = "in_progress", time.monotonic() + hold_s
+        for task_id in runs:
+            state.add_run(f"r-{task_id}", task_id, "in_progress", busy_for_s=hold_s)
+        for task_id in profiles:
+            state.add_profile(f"p-{task_id}", task_id, "pending", busy_for_s=hold_s)
 
     return hook
+
+
+LATE = {"busy": ("late-busy",), "runs": ("late-run",), "profiles": ("late-profile",)}
 
 
 @pytest.mark.parametrize(("status", "body", "registered_holds"), REFUSALS)
@@ -167,7 +174,7 @@ async def test_refusal_of_any_shape_is_deferred_with_evidence_then_deleted(
         refusal_status=status,
         refusal_body=body,
         registered_holds=registered_holds,
-        on_list_page=_holds_after_the_plan(0.3),
+        on_list_page=_after_the_plan(0.3, **LATE),
     )
     doc = policy({"all": True}, protect={"referenced": False})
     summary = await run(sim, doc)
@@ -178,8 +185,8 @@ async def test_refusal_of_any_shape_is_deferred_with_evidence_then_deleted(
     assert sim.state.refusals["profile"] >= 1
     deferred = {r["task_id"]: r for r in _events(tmp_path, "deferred")}
     assert deferred["late-busy"]["reason"] == "task is in_progress"
-    assert deferred["late-run"]["held_by_run"] == "run-late"
-    assert deferred["late-profile"]["held_by_profile"] == "prof-late"
+    assert deferred["late-run"]["held_by_run"] == "r-late-run"
+    assert deferred["late-profile"]["held_by_profile"] == "p-late-profile"
     assert deferred["reg-held"]["held_by_run"] == "run-reg"
     code, message = _refusal_shape(status, body)
     shape = {"http_status": status, "error_code": code, "message": message}
@@ -204,13 +211,10 @@ async def test_500_refusal_of_a_task_that_became_busy_is_deferred_not_retried(
     """A 500 on a DELETE first looks at the evidence: a task now busy is deferred, not
     retried, and deleted once it finishes."""
     state = SimState()
-    for task_id in ("free-1", "late-busy", "late-run", "late-profile"):
+    for task_id in ("free-1", "late-busy"):
         state.add_task(task_id, "exp", "completed", OLD)
-    sim = await make_sim(
-        state, refusal_status=500, refusal_body=body, on_list_page=_holds_after_the_plan(0.3)
-    )
-    state.tasks.pop("late-run")
-    state.tasks.pop("late-profile")
+    hook = _after_the_plan(0.3, busy=("late-busy",))
+    sim = await make_sim(state, refusal_status=500, refusal_body=body, on_list_page=hook)
     summary = await run(sim, policy({"all": True}))
     assert summary.exit_code == 0, summary.error
     assert set(summary.deleted) == {"free-1", "late-busy"}
@@ -307,10 +311,10 @@ def _versioned_account() -> SimState:
 @pytest.mark.parametrize(
     ("order", "total"), [("newest_first", "page"), ("oldest_first", "account")]
 )
-@pytest.mark.parametrize("by", [r"^(.+)-v[0-9]+$", r"^(?P<family>[a-z]+)-(v[0-9]+|[0-9-]+)$"])
+@pytest.mark.parametrize("by", [KEEP_VERSIONS, r"^((?P<family>[a-z]+)-(v[0-9]+|[0-9-]+))$"])
 async def test_keep_latest_by_groups_versioned_names(make_sim, run, order, total, by):
     """keep_latest_by groups ctr-v7-style names by family: the newest N of each family
-    are kept, the rest deleted (the family group wins over the first group)."""
+    are kept, the rest deleted (a group named family wins over the first group)."""
     sim = await make_sim(_versioned_account(), order=order, total_meaning=total)
     doc = policy({"all": True}, filters={"keep_latest": 2, "keep_latest_by": by})
     summary = await run(sim, doc)
@@ -435,11 +439,6 @@ async def test_referenced_and_recently_used_tasks_are_kept(
     _one_terminal_each(tmp_path)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: the busy loop judges with the plan's referenced set; holders it lists "
-    "again only update `holding` (waiting.py: replace(self.evidence, holding=...))",
-)
 async def test_profile_found_only_by_the_busy_loop_still_protects_its_task(make_sim, run, tmp_path):
     """A profile that appears after the plan (found when its task's DELETE is refused)
     references the task: with protect.referenced on, the task is kept, not deleted
@@ -447,75 +446,19 @@ async def test_profile_found_only_by_the_busy_loop_still_protects_its_task(make_
     state = SimState()
     for task_id in ("free-1", "late-profile"):
         state.add_task(task_id, "exp", "completed", OLD)
-    sim = await make_sim(state, refusal_status=409, on_list_page=_late_profile_hook(0.2))
+    hook = _after_the_plan(0.2, profiles=("late-profile",))
+    sim = await make_sim(state, refusal_status=409, on_list_page=hook)
     summary = await run(sim, policy({"all": True}))
     assert summary.exit_code == 0, summary.error
     assert sim.state.remaining_ids() == {"late-profile"}
     assert summary.skip_reasons == {"referenced": 1}
 
 
-def _late_profile_hook(hold_s: float) -> Callable[[SimState, str, int], None]:
-    fired = False
-
-    def hook(state: SimState, route: str, index: int) -> None:
-        nonlocal fired
-        if route == "list_profiles" and not fired:
-            fired = True
-            state.add_profile("prof-late", "late-profile", "pending", busy_for_s=hold_s)
-
-    return hook
-
-
-@pytest.mark.parametrize(("referenced", "registered_holds"), [(True, False), (False, True)])
-async def test_profiles_that_hold_tasks_under_both_holding_readings(
-    make_sim, run, tmp_path, referenced, registered_holds
-):
-    """Tasks held by busy (or registered) shopping-intent profiles: kept as referenced by
-    default; with protect.referenced off, deferred (the profile named) and deleted once
-    the profile finishes, whether or not the server lets a registered profile hold."""
-    state = generate_account(
-        200,
-        seed=11,
-        profile_fraction=0.1,
-        referenced_fraction=0.05,
-        busy_duration_s=0.3,
-        status_weights={"completed": 1.0},
-    )
-    state.add_task("reg-prof", "exp", "completed", OLD)
-    state.add_profile("p-reg", "reg-prof", "registered", busy_for_s=0.3)
-    profiled = set(state.profiles_by_task)
-    busy_profile = {p.task_id for p in state.profiles.values() if p.busy_until is not None}
-    assert len(busy_profile) >= 20
-    sim = await make_sim(state, registered_holds=registered_holds)
-    summary = await run(sim, policy({"all": True}, protect={"referenced": referenced}))
-    assert summary.exit_code == 0, summary.error
-    assert summary.counts["failed"] == 0 and summary.counts["still_busy"] == 0
-    if referenced:
-        assert sim.state.remaining_ids() == profiled
-        assert summary.skip_reasons == {"referenced": len(profiled)}
-        assert sim.state.refusals == {}
-        return
-    assert sim.state.remaining_ids() == set()
-    held = {r["task_id"]: r.get("held_by_profile") for r in _events(tmp_path, "deferred")}
-    assert set(held) <= busy_profile and len(held) * 2 >= len(busy_profile)
-    assert all(held.values())
-    assert held["reg-prof"] == "p-reg"
-    assert sim.state.refusals == {}  # listed before the first DELETE: no blind DELETE
-
-
 # -- the gateway's route 404 -------------------------------------------------------------
 
 
-BUG_JSON_404_LISTING = pytest.mark.xfail(
-    strict=True,
-    reason="BUG: the gateway's JSON 404 (errorCode 300) on the first listing is read as an "
-    "incomplete listing (exit 1), not 'endpoint or route not found' (exit 2): "
-    "Lister.list_all wraps NotFoundError as ListingIncompleteError (listing.py)",
-)
 ROUTE_404 = [
-    pytest.param(
-        select, body, marks=[BUG_JSON_404_LISTING] if body == "json" and select != ["t1"] else []
-    )
+    (select, body)
     for select in (None, ["t1"], ["t1", "t2", "t3"])
     for body in ("json", "html", "text")
 ]
@@ -553,20 +496,6 @@ def _scaled(seconds: float) -> str:
     return f"{seconds * 1000 / SCALE:.0f}ms"
 
 
-def _late_runs(task_ids: list[str], hold_s: float) -> Callable[[SimState, str, int], None]:
-    """Once the plan's holders are listed, a run starts on each of ``task_ids``."""
-    fired = False
-
-    def hook(state: SimState, route: str, index: int) -> None:
-        nonlocal fired
-        if route == "list_profiles" and not fired:
-            fired = True
-            for number, task_id in enumerate(task_ids):
-                state.add_run(f"late-run-{number}", task_id, "in_progress", busy_for_s=hold_s)
-
-    return hook
-
-
 async def test_busy_and_held_tasks_cost_at_most_1_10_requests_per_deleted_task(
     make_sim, run, tmp_path
 ):
@@ -591,7 +520,9 @@ async def test_busy_and_held_tasks_cost_at_most_1_10_requests_per_deleted_task(
     ]
     newest = sorted(free, key=lambda t: t.created_at, reverse=True)[:10]
     late = [t.task_id for t in newest]  # the first DELETEs sent: refused while held
-    sim = await make_sim(state, refusal_status=409, on_list_page=_late_runs(late, 1200 / SCALE))
+    sim = await make_sim(
+        state, refusal_status=409, on_list_page=_after_the_plan(1200 / SCALE, runs=tuple(late))
+    )
     doc = policy(
         {"all": True},
         limits={"rate": SCALE, "concurrency": 8},
@@ -603,13 +534,15 @@ async def test_busy_and_held_tasks_cost_at_most_1_10_requests_per_deleted_task(
     assert deleted == 1000 and sim.state.remaining_ids() == set()
     assert len(held_at_plan) >= 45 and summary.progress_events["deferred"] >= 300
     per_deleted = sim.state.total_requests() / deleted
-    print(f"requests per deleted task: {per_deleted:.3f}", sim.state.snapshot()["by_route"])
-    assert per_deleted <= 1.10
+    assert per_deleted <= 1.10, (per_deleted, sim.state.snapshot()["by_route"])
     sends = Counter(r["task_id"] for r in _events(tmp_path, "deleting"))
     assert all(sends[t] == 1 for t in held_at_plan), "a held task got a blind DELETE"
     assert all(sends[t] == 2 for t in late), {t: sends[t] for t in late}
     assert max(sends.values()) == 2
     assert sim.state.refusals == {"run": len(late)}
+    assert {r["held_by_run"] for r in _events(tmp_path, "deferred") if r["task_id"] in late} == {
+        f"r-{t}" for t in late
+    }
 
 
 class _TrainsWhenDeleted(SimState):
@@ -650,10 +583,12 @@ async def test_plan_longer_than_the_busy_deadline_still_rechecks_late_deferrals(
         limits={"rate": rate},
         retry={"busy_interval": "50ms", "busy_deadline": f"{deadline_s * 1000:.0f}ms"},
     )
-    # The limiter spaces requests 1/rate apart: the late tasks are reached after at
-    # least 495 / 200 s, five deadlines past the start of deleting.
     summary = await run(sim, doc)
     assert summary.exit_code == 0, summary.error
+    # The limiter spaces requests 1/rate apart, so 400 DELETEs before the first late one
+    # put it at least 2 s (four deadlines) after the start of deleting.
+    order = [r["task_id"] for r in _events(tmp_path, "deleting")]
+    assert min(order.index(t) for t in late) >= 400
     assert summary.counts["still_busy"] == 0
     assert sim.state.remaining_ids() == set()
     assert sim.state.refusals == {"busy": len(late)}

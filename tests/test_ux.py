@@ -158,11 +158,6 @@ async def test_empty_ids_input_is_a_usage_error(make_sim, tmp_path, content, fro
 # -- one actionable line per connection, TLS, route and auth error ----------------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: console.execute prints the dry run's plan line ('would delete 0, ...') "
-    "for a run that stopped before it planned anything",
-)
 async def test_wrong_secret_exits_3_without_an_empty_plan(make_sim, tmp_path):
     """A wrong secret exits 3 with the API's refusal and prints no empty 'would delete 0' plan."""
     sim = await make_sim(account(3))
@@ -197,10 +192,6 @@ async def test_closed_port_names_the_endpoint_and_what_to_check(tmp_path):
     assert "Traceback" not in out + err
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: rich folds the summary's error line at 80 columns when stdout is a pipe",
-)
 async def test_error_line_is_one_line_when_piped(tmp_path):
     """Piped (a CronJob's log), the run's error is one physical line a grep finds whole."""
     port = closed_port()
@@ -220,14 +211,7 @@ async def test_error_line_is_one_line_when_piped(tmp_path):
 @pytest.mark.parametrize(
     "body",
     [
-        pytest.param(
-            "json",
-            marks=pytest.mark.xfail(
-                strict=True,
-                reason="BUG: a listing 404 with the API's JSON body is NotFoundError, which "
-                "listing.py wraps as 'failed after retries' (exit 1)",
-            ),
-        ),
+        "json",
         "html",
         "text",
     ],
@@ -410,11 +394,6 @@ async def test_no_color_means_no_colour_on_a_terminal(make_sim, tmp_path):
     assert not SGR.search(plain) and not SGR.search(out)  # ... uncoloured, like the rest
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: under NO_COLOR the rich live progress view still moves the cursor and hides "
-    "it (ESC[?25l, ESC[1A, ESC[2K), though report.make_console promises no escape at all",
-)
 async def test_no_color_means_no_escape_sequence_at_all(make_sim, tmp_path):
     """With NO_COLOR set, the terminal gets no escape sequence of any kind."""
     sim = await make_sim(account(3))
@@ -571,11 +550,6 @@ async def test_summary_counts_skips_by_reason(make_sim, tmp_path):
     assert re.fullmatch(r"  deleted +3", lines[1])
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: console.execute hands print_plan only the acting decisions, so the plan "
-    "line always says 'would keep 0'",
-)
 async def test_dry_run_plan_line_counts_what_it_would_keep(make_sim, tmp_path):
     """The dry run's plan line says how many tasks it would keep and why, as the summary does."""
     state = account(4)
@@ -616,11 +590,6 @@ async def test_still_busy_tasks_are_named(make_sim, tmp_path):
     assert re.search(r"^  still_busy +1$", out, re.MULTILINE)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: Executor.preview records a dry run's busy task as skipped (reason busy), so "
-    "the summary says 'skipped 1' and 'kept by a rule: busy 1' for a task --apply would wait for",
-)
 async def test_dry_run_summary_says_it_would_wait_for_busy_tasks(make_sim, tmp_path):
     """A dry run's summary counts a busy task as 'wait (busy)' and names it; it is neither
     'still_busy' (exit 4's word) nor 'kept by a rule'."""
@@ -711,3 +680,35 @@ async def test_interrupted_tasks_are_counted_apart_from_rule_skips(make_sim, tmp
         f"interrupted: {never:,} tasks never reached (interrupted {never:,}); "
         "running the policy again picks them up"
     ) in unfolded(out)
+
+
+async def test_dry_run_interrupted_while_listing_prints_no_empty_plan(make_sim, tmp_path):
+    """SIGINT during a dry run's listing exits 130 without an empty 'would delete 0' plan."""
+    sim = await make_sim(account(3000), latency_s=0.3)
+    path = write_policy(tmp_path, policy({"all": True}, limits={"concurrency": 1}))
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "cleanup",
+        "run",
+        "--policy",
+        path,
+        "--audit-log",
+        "a.jsonl",
+        cwd=tmp_path,
+        env=clean_env(**creds_env(sim)),
+        stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    for _ in range(600):
+        if sim.state.count(route="list_tasks") >= 2:
+            break
+        await asyncio.sleep(0.05)
+    proc.send_signal(signal.SIGINT)
+    raw, err = await asyncio.wait_for(proc.communicate(), timeout=60)
+    out = raw.decode()
+    assert proc.returncode == 130, err.decode()
+    assert sim.state.count(route="list_tasks") < 30  # stopped mid-listing
+    assert "exit code 130: interrupted (SIGINT)" in out.splitlines()
+    assert "would delete" not in out and "what --apply would do" not in out
