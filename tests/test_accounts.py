@@ -71,7 +71,8 @@ async def test_three_accounts_in_one_run_one_of_them_dry(make_sim, tmp_path):
         assert verify(account_path(str(audit), name)).ok
     assert "account prod" in out
     for name in sims:  # each account its own metrics file, labelled with its name
-        assert f'account="{name}"' in Path(account_path(str(metrics), name)).read_text()
+        text = Path(account_path(str(metrics), name)).read_text()  # noqa: ASYNC240
+        assert f'account="{name}"' in text
 
 
 async def test_one_account_failing_does_not_stop_the_others(make_sim, tmp_path):

@@ -74,9 +74,12 @@ async def spawn(
         code = prelude + "\nimport runpy, sys\nsys.argv = ['cleanup', *sys.argv[1:]]\n"
         code += "runpy.run_module('cleanup', run_name='__main__', alter_sys=True)\n"
         command = [sys.executable, "-c", code, *args]
+    environment = clean_env(**env)
+    if fsize is not None:  # coverage's own data file could not be written either
+        environment = {k: v for k, v in environment.items() if not k.startswith("COVERAGE")}
     return await asyncio.create_subprocess_exec(
         *command,
-        env=clean_env(**env),
+        env=environment,
         stdin=asyncio.subprocess.DEVNULL,
         stdout=stdout,
         stderr=asyncio.subprocess.PIPE,
