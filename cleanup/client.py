@@ -15,22 +15,23 @@ from the gateway's ``Date`` is sent once more with the timestamp corrected.
 
 from __future__ import annotations
 
-import email.utils
-import json
-import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, tzinfo
 from typing import Any, Generic, TypeVar
 
+from .answers import (
+    GATEWAY_NOT_FOUND,
+    check_delete_body,
+    parse_json,
+    route_not_found,
+    skew,
+    translate,
+)
 from .errors import (
     ApiError,
-    AuthError,
     BadResponseError,
-    EndpointError,
     NotFoundError,
-    QuotaExceededError,
-    RefusedError,
     ThrottledError,
     ThrottleStormError,
     TransientApiError,
@@ -48,9 +49,6 @@ T = TypeVar("T")
 R = TypeVar("R")
 
 CLOCK_SKEW_THRESHOLD_S = 60.0
-GATEWAY_AUTH_CODES = frozenset({"200", "210", "230"})
-GATEWAY_NOT_FOUND = "300"
-"""The gateway's 404 errorCode: no such route, or (for a task path) no such task."""
 OnRetry = Callable[[ApiError, int, float], None]
 RetryIf = Callable[[ApiError], Awaitable[bool]]
 
@@ -104,7 +102,7 @@ class NclueClient:
             try:
                 reply = await self._exchange("GET", kind.path, query, route=kind.route)
             except NotFoundError as exc:  # a listing always exists: its 404 is the route's
-                raise _route_not_found(f"GET {kind.path}", str(exc)) from None
+                raise route_not_found(f"GET {kind.path}", str(exc)) from None
             body = self._object(reply, f"GET {kind.path}?{query}", transient=True)
             items, total = body.get(kind.list_key), body.get("total")
             if not isinstance(items, list) or not all(isinstance(i, dict) for i in items):
@@ -159,7 +157,7 @@ class NclueClient:
         try:
             await self._exchange("GET", f"/tasks/{known}", route="get_task")
         except NotFoundError as exc:
-            raise _route_not_found(f"GET /tasks/{known}", "a listed task answers 404") from exc
+            raise route_not_found(f"GET /tasks/{known}", "a listed task answers 404") from exc
         self._get_route_proven = True
 
     async def prove(self) -> None:
@@ -167,7 +165,7 @@ class NclueClient:
         try:
             await self.list_page(TASKS, 0, 1)
         except NotFoundError as exc:
-            raise _route_not_found(self.transport.endpoint, str(exc)) from exc
+            raise route_not_found(self.transport.endpoint, str(exc)) from exc
 
     async def delete_once(self, task_id: str, *, on_send: OnSend | None = None) -> DeleteReply:
         """One DELETE (not retried here: the deleter decides from evidence)."""
@@ -178,12 +176,12 @@ class NclueClient:
             self._raise_for(reply, "DELETE", path)
         except NotFoundError as exc:
             if not self.proven:
-                raise _route_not_found(self.transport.endpoint, where) from None
+                raise route_not_found(self.transport.endpoint, where) from None
             if exc.code == GATEWAY_NOT_FOUND and await self.get_task(task_id) is not None:
                 # The gateway's own 404 (no such route) while the task is there.
-                raise _route_not_found(where, "the gateway's 404 but the task exists") from None
+                raise route_not_found(where, "the gateway's 404 but the task exists") from None
             return DeleteReply(absent=True, sends=reply.sends, body_named_task=False)
-        return DeleteReply(False, reply.sends, _check_delete_body(reply, where, task_id))
+        return DeleteReply(False, reply.sends, check_delete_body(reply, where, task_id))
 
     async def retrying(
         self,
@@ -261,164 +259,23 @@ class NclueClient:
     def _correct_clock(self, reply: Reply) -> bool:
         if self._skew_corrected:
             return False
-        skew = _skew(reply.headers.get("Date"), self.transport.wall_now())
-        if skew is None or abs(skew) <= CLOCK_SKEW_THRESHOLD_S:
+        offset = skew(reply.headers.get("Date"), self.transport.wall_now())
+        if offset is None or abs(offset) <= CLOCK_SKEW_THRESHOLD_S:
             return False
         self._skew_corrected = True
-        self.transport.offset_ms = round(skew * 1000)
+        self.transport.offset_ms = round(offset * 1000)
         log.warning(
             "clock_skew_corrected",
-            skew_s=round(skew, 1),
+            skew_s=round(offset, 1),
             advice="the local clock differs from the API gateway's; signing with its time",
         )
         return True
 
     @staticmethod
     def _object(reply: Reply, where: str, *, transient: bool) -> dict[str, Any]:
-        body = _json(reply.body)
+        body = parse_json(reply.body)
         if isinstance(body, dict) and "error" not in body:
             return body
         what = "an error object" if isinstance(body, dict) else "not a JSON object"
         cls = TransientApiError if transient else BadResponseError
         raise cls(f"{where}: HTTP {reply.status} but the body is {what}")
-
-
-def _check_delete_body(reply: Reply, where: str, task_id: str) -> bool:
-    """A DELETE's 2xx body: empty, or a JSON object naming the same task. Returns
-    whether it named the task; raises ``BadResponseError`` for anything else."""
-    if not reply.body.strip():
-        return False
-    body = _json(reply.body)
-    if not isinstance(body, dict):
-        raise BadResponseError(
-            f"{where}: HTTP {reply.status} with a body that is not JSON "
-            f"({_content_type(reply)}); the delete is not trusted"
-        )
-    if "error" in body:
-        code, detail = _error_fields(body, reply.body)
-        raise BadResponseError(
-            f"{where}: HTTP {reply.status} with an error object"
-            + (f" errorCode {code}" if code else "")
-            + (f": {detail}" if detail else ""),
-            status=reply.status,
-            code=code,
-            detail=detail,
-        )
-    named = body.get("task_id")
-    if named is None:
-        return False
-    if named != task_id:
-        shown = printable(str(named), 60)
-        raise BadResponseError(f"{where}: HTTP {reply.status} naming another task ({shown})")
-    return True
-
-
-def translate(
-    where: str, reply: Reply, *, method: str, any_success: bool
-) -> ApiError | EndpointError:
-    """Turn a non-2xx answer into our exception, reading the error body leniently."""
-    status = reply.status
-    body = _json(reply.body)
-    code, detail = _error_fields(body, reply.body)
-    text = f"{where}: HTTP {status}" + (f" errorCode {code}" if code else "")
-    text += f": {detail}" if detail else ""
-    kw: dict[str, Any] = {"status": status, "code": code, "detail": detail}
-    if 300 <= status < 400:
-        target = _origin_of(reply.headers.get("Location", ""))
-        return BadResponseError(f"{where}: HTTP {status} redirect to {target} not followed", **kw)
-    if status in (401, 403):
-        gateway = code in GATEWAY_AUTH_CODES
-        if method == "DELETE" and any_success and not gateway:
-            return RefusedError(text, **kw)
-        return AuthError(text, **kw)
-    if status == 429:
-        if code == "400":
-            return QuotaExceededError(text, **kw)
-        return ThrottledError(
-            text, retry_after=parse_retry_after(reply.headers.get("Retry-After")), **kw
-        )
-    if status == 404:
-        if not _is_error_object(body):
-            return _route_not_found(where, f"HTTP 404 with a non-API body ({_content_type(reply)})")
-        return NotFoundError(text, **kw)
-    if status >= 500 or status == 408:
-        return TransientApiError(text, **kw)
-    return RefusedError(text, **kw)
-
-
-def _route_not_found(where: str, why: str) -> EndpointError:
-    return EndpointError(
-        f"endpoint or route not found ({where}: {why}); check --endpoint / NCLUE_ENDPOINT "
-        "(the base URL ends in /api/v1); nothing was deleted"
-    )
-
-
-def _is_error_object(body: object) -> bool:
-    if not isinstance(body, dict):
-        return False
-    error = body.get("error")
-    fields = error if isinstance(error, dict) else body
-    return "errorCode" in fields or "code" in fields
-
-
-def _json(raw: bytes) -> object:
-    try:
-        return json.loads(raw) if raw else None
-    except ValueError:
-        return None
-
-
-def _content_type(reply: Reply) -> str:
-    return printable(reply.headers.get("Content-Type", "no content type").split(";")[0], 60)
-
-
-def _error_fields(body: object, raw: bytes) -> tuple[str | None, str | None]:
-    if isinstance(body, dict):
-        error = body.get("error")
-        fields = error if isinstance(error, dict) else body
-        code = fields.get("errorCode", fields.get("code"))
-        message = fields.get("message") or fields.get("details")
-        return (
-            None
-            if code is None or isinstance(code, (dict, list, bool))
-            else printable(str(code), 40),
-            None if message is None else printable(str(message)),
-        )
-    text = " ".join(raw[:2000].decode("utf-8", "replace").split())
-    if text.lstrip().startswith("<"):
-        return None, "an HTML page (a proxy or a wrong URL?)"
-    return None, (printable(text, 200) or None)
-
-
-def _origin_of(url: str) -> str:
-    parts = url.split("/")
-    return printable("/".join(parts[:3]) if "://" in url else url or "(no Location)", 80)
-
-
-def parse_retry_after(value: str | None, now: float | None = None) -> float | None:
-    """Seconds from a ``Retry-After`` of seconds or an HTTP date; ``None`` if unreadable."""
-    if not value:
-        return None
-    value = value.strip()
-    try:
-        seconds = float(value)
-    except ValueError:
-        try:
-            when = email.utils.parsedate_to_datetime(value)
-        except (TypeError, ValueError, IndexError):
-            return None
-        seconds = when.timestamp() - (time.time() if now is None else now)
-    if seconds != seconds:  # NaN
-        return None
-    return max(0.0, seconds)
-
-
-def _skew(date_header: str | None, local_now: float) -> float | None:
-    """The server's clock minus ours, from a ``Date`` header (None when unreadable)."""
-    if not date_header:
-        return None
-    try:
-        server = email.utils.parsedate_to_datetime(date_header)
-    except (TypeError, ValueError, IndexError):
-        return None
-    return None if server is None else server.timestamp() - local_now

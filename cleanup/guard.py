@@ -1,8 +1,12 @@
-"""The guard stage: caps judged on the whole plan (every shard computes it), pure."""
+"""The guard stage, pure: caps judged on the whole plan (every shard computes it), and
+what the plan learned of the account that the user should hear about."""
 
 from __future__ import annotations
 
+from collections import Counter
+
 from .model import Action, Decision, Task
+from .planner import group_of
 from .policy import Policy
 
 
@@ -26,3 +30,26 @@ def judge_caps(
             "policy, or set limits.max_deletions_percent: 100 to switch this off"
         )
     return None, None
+
+
+def account_warnings(
+    listed: list[Task], account: dict[str, Task] | None, policy: Policy
+) -> list[str]:
+    """keep_latest that keeps nothing (every group one task); protect.ids strangers."""
+    warnings = []
+    if policy.filters.keep_latest and listed:
+        groups = Counter(group_of(t.task_name, policy) for t in listed if t.task_name)
+        if groups and max(groups.values()) == 1 and len(groups) > 1:
+            warnings.append(
+                "filters.keep_latest keeps nothing: every group has a single task (names "
+                "are versioned?); set filters.keep_latest_by"
+            )
+    protected = policy.protect.ids
+    if account is not None and protected:
+        strangers = sorted(protected - {task_id.casefold() for task_id in account})
+        if strangers:
+            warnings.append(
+                f"protect.ids names {len(strangers)} ID(s) this account does not have "
+                f"(a typo, or another account's?): {', '.join(strangers[:5])}"
+            )
+    return warnings

@@ -14,7 +14,6 @@ import math
 import random
 import time
 import uuid
-from collections import Counter
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -28,7 +27,7 @@ from .client import NclueClient
 from .credentials import Credentials
 from .deleter import Executor
 from .errors import CleanupError, SafetyGuardError
-from .guard import judge_caps
+from .guard import account_warnings, judge_caps
 from .ledger import Ledger, Recorder
 from .listing import LIMIT, Lister
 from .logs import get_logger
@@ -38,7 +37,6 @@ from .planner import (
     Evidence,
     drain,
     evidence_from,
-    group_of,
     judge,
     newest_per_group,
 )
@@ -294,13 +292,7 @@ class Run:
         mine = [d for d in whole if self._mine(d.task.task_id)]
         planned = Planned(whole, mine, evidence)
         planned.refusal_reason, planned.refusal = judge_caps(whole, p, selected.account)
-        if p.filters.keep_latest and listed:
-            groups = Counter(group_of(t.task_name, p) for t in listed if t.task_name)
-            if groups and max(groups.values()) == 1 and len(groups) > 1:
-                self.warnings.append(
-                    "filters.keep_latest keeps nothing: every group has a single task (names "
-                    "are versioned?); set filters.keep_latest_by"
-                )
+        self.warnings += account_warnings(list(listed), selected.account, p)
         return planned
 
     def record_plan(self, planned: Planned, selected: Selected) -> None:
@@ -325,15 +317,6 @@ class Run:
         for task_id, error in (selected.unreadable or {}).items():
             if self._mine(task_id):
                 self.recorder.finish(Outcome.FAILED, Task(task_id), error=error)
-        protected = self.prepared.policy.protect.ids
-        if selected.account is not None and protected:
-            listed = {task_id.casefold() for task_id in selected.account}
-            strangers = sorted(protected - listed)
-            if strangers:
-                self.warnings.append(
-                    f"protect.ids names {len(strangers)} ID(s) this account does not have "
-                    f"(a typo, or another account's?): {', '.join(strangers[:5])}"
-                )
         if ledger.unknown_statuses:
             shown = ", ".join(f"{k!r} x{v}" for k, v in ledger.unknown_statuses.most_common(5))
             self.warnings.append(f"tasks kept for a status this tool does not know: {shown}")

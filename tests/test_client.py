@@ -6,7 +6,7 @@ import contextlib
 
 import pytest
 
-from cleanup.client import parse_retry_after, translate
+from cleanup.answers import parse_retry_after, translate
 from cleanup.credentials import Credentials
 from cleanup.errors import (
     AuthError,
