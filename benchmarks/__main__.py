@@ -76,13 +76,13 @@ def load() -> str:
     return f"{os.getloadavg()[0]:.2f}" if hasattr(os, "getloadavg") else "?"
 
 
-def report(rows: list[Row], command: str, elapsed: float, load_before: str) -> str:
+def report(rows: list[Row], command: str, elapsed: float, load_before: str, code: str) -> str:
     stamp = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     return (
         f"{table(rows)}\n\n"
         f"Machine: {machine()}; 1-minute load average {load_before} before the run, "
         f"{load()} after.  \n"
-        f"Code: `{code_version()}`.  \n"
+        f"Code: `{code}` when the run started, `{code_version()}` when it ended.  \n"
         f"Command: `{command}` (from the repository root), {elapsed / 60:.1f} min, {stamp}.\n"
     )
 
@@ -98,7 +98,7 @@ def main(argv: list[str] | None = None) -> int:
     command = shlex.join(["python", "-m", "benchmarks", *(sys.argv[1:] if argv is None else argv)])
     rows: list[Row] = []
     failed = False
-    started, load_before = time.perf_counter(), load()
+    started, load_before, code = time.perf_counter(), load(), code_version()
     with tempfile.TemporaryDirectory(prefix="nclue-bench-") as tmp:
         for name, keys, case in CASES:
             if args.only and name not in args.only:
@@ -115,7 +115,7 @@ def main(argv: list[str] | None = None) -> int:
                 rows += [Row(key, name, "error", met=False, note=str(exc)[:300]) for key in keys]
             took = time.perf_counter() - case_started
             print(f"benchmark: {name} done in {took:.1f} s", file=sys.stderr, flush=True)
-    text = report(rows, command, time.perf_counter() - started, load_before)
+    text = report(rows, command, time.perf_counter() - started, load_before, code)
     print(text)
     if args.out:
         Path(args.out).write_text(text)

@@ -76,7 +76,7 @@ class LocalBudget:
         # leaves and sending jitters, so without the margin two requests could reach
         # the server just under 1 s apart at 1 request/s.
         exact = 1.0 / self.effective_rate
-        return exact + min(exact * 0.01, 0.005)
+        return exact + min(exact * 0.02, 0.02)
 
     async def acquire(self) -> None:
         now = self._clock()

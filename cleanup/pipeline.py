@@ -242,9 +242,7 @@ class Run:
                 holders=selected.holders,
                 stopping=self.stopping,
                 now=lambda: datetime.now(UTC),
-                verify_pages=None
-                if selected.account is None
-                else math.ceil(len(selected.account) / LIMIT) + 1,
+                verify_pages=_verify_pages(selected, self.source.listed_size),
             )
             self.executor = executor
             if not self.prepared.settings.apply:
@@ -387,6 +385,12 @@ class Run:
 
     def _finish(self, error: CleanupError | None, crashed: bool) -> RunSummary:
         return build_summary(self, error, crashed)
+
+
+def _verify_pages(selected: Selected, listed_size: int | None) -> int | None:
+    """What a verifying listing costs, when the account's size is known (else: GET each)."""
+    size = len(selected.account) if selected.account is not None else listed_size
+    return None if size is None else math.ceil(size / LIMIT) + 1
 
 
 __all__ = ["Run", "prepare", "run_policy", "run_policy_sync"]

@@ -15,12 +15,13 @@ from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Protocol, TextIO
 
-import structlog
 from rich.console import Console, Group
 from rich.live import Live
 from rich.text import Text
 
-log = structlog.get_logger(__name__)
+from .logs import get_logger
+
+log = get_logger(__name__)
 
 PHASES = ("listing", "looking_up", "deleting", "waiting", "verifying")
 

@@ -48,15 +48,15 @@ import math
 from urllib.parse import unquote, urlsplit
 
 import redis.asyncio as redis
-import structlog
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
 
 from cleanup.budget import _DECREASE, _MIN_FACTOR, _RECOVERY, LocalBudget, RateBudget
 from cleanup.errors import UsageError
+from cleanup.logs import get_logger
 
-log = structlog.get_logger(__name__)
+log = get_logger(__name__)
 
 KEY_PREFIX = "nclue-cleanup:budget:"
 CLIENT_NAME = "nclue-cleanup-budget"

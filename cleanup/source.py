@@ -48,6 +48,8 @@ class Source:
     def __init__(self, client: NclueClient, lister: Lister) -> None:
         self._client = client
         self.lister = lister
+        self.listed_size: int | None = None
+        """The account's size when a look-up read the whole listing (None otherwise)."""
 
     async def list_tasks(self) -> dict[str, Task]:
         """Every task in the account (conflicting records settled), or an error."""
@@ -71,8 +73,9 @@ class Source:
 
         Two records of one holder that disagree are both kept: whichever holds wins.
         """
-        runs = await self.lister.list_all(RUNS)
-        profiles = await self.lister.list_all(PROFILES)
+        runs, profiles = await asyncio.gather(
+            self.lister.list_all(RUNS), self.lister.list_all(PROFILES)
+        )
         return [*runs.items.values(), *profiles.items.values()]
 
     async def lookup(self, ids: Sequence[str], *, listed: dict[str, Task] | None = None) -> Lookup:
@@ -87,6 +90,7 @@ class Source:
             pages_left = math.ceil((first.total or 0) / LIMIT) - 1
             if len(first.items) >= LIMIT and len(left) > max(0, pages_left):
                 listed = await self.list_tasks()
+                self.listed_size = len(listed)
             wanted = left
         if listed is not None:
             result.found.update((i, listed[i]) for i in wanted if i in listed)

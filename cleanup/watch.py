@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections import Counter
-from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING
 
 from .evidence import Why
@@ -32,6 +31,7 @@ class Watch:
         self.expected: int | None = None
         self._window = RateWindow()
         self._ticker: asyncio.Task[None] | None = None
+        self._done = asyncio.Event()
 
     def on_page(self, kind: str, pages: int, seen: int, expected: int | None) -> None:
         if kind == "tasks":
@@ -71,29 +71,54 @@ class Watch:
             retries=executor.activity.retries if executor is not None else 0,
         )
 
-    @contextlib.asynccontextmanager
-    async def ticking(self) -> AsyncIterator[None]:
-        """Send snapshots while the block runs (a no-op without a reporter)."""
+    def ticking(self) -> _Ticking:
+        """``async with watch.ticking():`` sends snapshots while the block runs (a no-op
+        without a reporter, or inside another ``ticking`` block)."""
+        return _Ticking(self)
+
+    async def _start(self) -> bool:
         reporter = self._reporter
         if reporter is None or self._ticker is not None:
-            yield
-            return
+            return False
+
+        done = self._done = asyncio.Event()
 
         async def tick() -> None:
-            while True:
+            # Ends by the event, not by cancellation: a cancelled await here made the
+            # coverage tracer lose the awaiting frames (CPython 3.11).
+            while not done.is_set():
                 reporter.update(self.snapshot())
-                await asyncio.sleep(reporter.interval_s)
+                with contextlib.suppress(asyncio.TimeoutError):
+                    await asyncio.wait_for(done.wait(), reporter.interval_s)
 
         self._ticker = asyncio.ensure_future(tick())
-        try:
-            yield
-        finally:
-            self._ticker.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._ticker
-            self._ticker = None
-            reporter.update(self.snapshot())
+        return True
+
+    async def _stop(self) -> None:
+        assert self._ticker is not None and self._reporter is not None
+        self._done.set()
+        await self._ticker
+        self._ticker = None
+        self._reporter.update(self.snapshot())
 
     def close(self) -> None:
         if self._reporter is not None:
             self._reporter.close()
+
+
+class _Ticking:
+    """The context manager ``Watch.ticking`` returns (a class, not an async generator:
+    it must not be finalized behind the event loop's back)."""
+
+    __slots__ = ("_started", "_watch")
+
+    def __init__(self, watch: Watch) -> None:
+        self._watch = watch
+        self._started = False
+
+    async def __aenter__(self) -> None:
+        self._started = await self._watch._start()
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        if self._started:
+            await self._watch._stop()
