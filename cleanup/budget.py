@@ -46,6 +46,10 @@ class RateBudget(Protocol):
     def effective_rate(self) -> float:
         """The rate in force now (lower than ``rate`` after 429s)."""
 
+    async def claim(self, task_id: str, owner: str, ttl_s: float) -> bool:
+        """Whether this run (``owner``) may delete ``task_id``: False when another run
+        sharing the budget claimed it first (a per-process budget always says True)."""
+
     async def aclose(self) -> None:
         """Release whatever the budget holds (connections, leases)."""
 
@@ -101,6 +105,9 @@ class LocalBudget:
     def succeeded(self) -> None:
         if self._factor < 1.0:
             self._factor = min(1.0, self._factor * _RECOVERY)
+
+    async def claim(self, task_id: str, owner: str, ttl_s: float) -> bool:
+        return True
 
     async def aclose(self) -> None:
         return None

@@ -145,6 +145,8 @@ class Executor:
         async def worker() -> None:
             while queue and not self.stopping.requested:
                 task = queue.popleft()
+                if not await self._claimed(task):
+                    continue
                 result = await self.delete_one(task)
                 if isinstance(result, ApiError):
                     refused.append((task, result))
@@ -157,6 +159,17 @@ class Executor:
             self.unreached(task)
         await self._classify(refused)
         await verify_deletes(self, accepted)
+
+    async def _claimed(self, task: Task) -> bool:
+        """Runs sharing a budget (``--shared-budget``) claim each task before its DELETE:
+        a task another live run claimed is left to it (``skipped``, reason ``claimed``)."""
+        ttl = self.policy.retry.busy_deadline_s + 10 * self.policy.retry.request_timeout_s
+        budget = self.client.transport.budget
+        if await budget.claim(task.task_id, self.recorder.audit.run_id, ttl):
+            return True
+        detail = "another run on this account is deleting it (--shared-budget)"
+        self.recorder.finish(Outcome.SKIPPED, task, reason="claimed", detail=detail)
+        return False
 
     async def _join(self, workers: list[asyncio.Task[None]]) -> None:
         """Wait for the workers; on a stop, give them the grace period, then cancel."""

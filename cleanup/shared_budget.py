@@ -194,6 +194,20 @@ class RedisBudget:
         if self._factor < 1.0:
             self._factor = min(1.0, self._factor * _RECOVERY)
 
+    async def claim(self, task_id: str, owner: str, ttl_s: float) -> bool:
+        """Claim ``task_id`` for this run (SET NX): False when another live run on the
+        account holds it. Redis out of reach: True (the per-process fallback)."""
+        if self._local is not None:
+            return True
+        key = f"{self.key}:claim:{task_id}"
+        try:
+            if await self._client.set(key, owner, nx=True, px=max(1, int(ttl_s * 1000))):
+                return True
+            holder = await self._client.get(key)
+        except _FAILURES:
+            return True
+        return holder in (owner, owner.encode())
+
     async def aclose(self) -> None:
         if self._pending:
             await asyncio.wait(set(self._pending))

@@ -426,3 +426,36 @@ async def test_aclose_closes_every_connection(server: RedisServer):
     assert await budget_clients() == 0
     await admin.aclose()
     gc.collect()
+
+
+async def test_two_runs_sharing_a_budget_delete_each_task_once(
+    server: RedisServer, make_sim, tmp_path
+):
+    """Two overlapping runs on one account with --shared-budget: each task gets one DELETE
+    (the other run leaves a task it sees claimed, reason claimed), none is lost."""
+    from cleanup import Settings, run_policy
+
+    from .conftest import CREDS, account, policy
+
+    sim = await make_sim(account(120), latency_s=0.002)
+    doc = policy({"all": True}, limits={"rate": 400, "concurrency": 4})
+
+    async def one(name: str) -> object:
+        budget = await open_budget(server.url(), account_key="ak@sim", rate=400)
+        try:
+            return await run_policy(
+                doc,
+                apply=True,
+                settings=Settings(endpoint=sim.url, audit_log=str(tmp_path / f"{name}.jsonl")),
+                credentials=CREDS,
+                budget=budget,
+            )
+        finally:
+            await budget.aclose()
+
+    first, second = await asyncio.gather(one("a"), one("b"))
+    assert sim.state.remaining_ids() == set()
+    assert sim.state.count(method="DELETE") == 120
+    assert set(sim.state.deleted.values()) == {1}
+    claimed = first.skip_reasons.get("claimed", 0) + second.skip_reasons.get("claimed", 0)
+    assert claimed + len(first.deleted) + len(second.deleted) >= 120
