@@ -229,8 +229,13 @@ class NclueClient:
     ) -> Reply:
         # A listing page or GET that waited for its rate slot past a stop is not sent.
         on_send = on_send or self._not_after_stop
+        offset = self.transport.offset_ms
         reply = await self.transport.send(method, path, query, route=route, on_send=on_send)
-        if reply.status == 401 and self._correct_clock(reply):
+        # Once per run the clock is corrected; a request signed before that (concurrent
+        # with the one that found the skew) is sent once more with the corrected time.
+        if reply.status == 401 and (
+            self._correct_clock(reply) or self.transport.offset_ms != offset
+        ):
             reply = await self.transport.send(method, path, query, route=route, on_send=on_send)
         self._storm = self.retry.answered(reply.status == 429)
         if reply.status != 429:

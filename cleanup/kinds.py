@@ -9,6 +9,7 @@ unknown), so a broken field keeps a task rather than deleting it.
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import tzinfo
@@ -40,7 +41,9 @@ class ResourceKind(Generic[T]):
 
 
 def _text(value: object) -> str | None:
-    return value if isinstance(value, str) else None
+    # Interned: a 300,000-task account repeats a few statuses and its group names many
+    # times; one copy each keeps the listing's memory per task small.
+    return sys.intern(value) if isinstance(value, str) else None
 
 
 def _plain_id(data: Mapping[str, object], field: str) -> str:

@@ -261,7 +261,16 @@ class Run:
         self.watch.phase = "listing"
         needs_listing = p.selection.all or bool(p.filters.keep_latest)
         async with self.watch.ticking():
-            account = await self.source.list_tasks() if needs_listing else None
+            # A listed account almost always needs its runs and profiles too: list them
+            # alongside the tasks (within the same rate budget) instead of after.
+            early = asyncio.ensure_future(self.source.holders()) if needs_listing else None
+            try:
+                account = await self.source.list_tasks() if needs_listing else None
+            except BaseException:
+                if early is not None:
+                    early.cancel()
+                    await asyncio.gather(early, return_exceptions=True)
+                raise
             ids = prep.plan.task_ids if prep.plan is not None else prep.explicit
             self.watch.phase = "looking_up"
             lookup = await self.source.lookup(ids, listed=account) if ids else None
@@ -271,7 +280,11 @@ class Run:
                 candidates = {}
             if lookup is not None:
                 candidates.update(lookup.found)
-            holders = await self.source.holders() if candidates else None
+            holders: list[Holder] | None = None
+            if early is not None:
+                holders = await early
+            elif candidates:
+                holders = await self.source.holders()
         unreadable = {} if lookup is None else {i: str(e) for i, e in lookup.failed.items()}
         absent = () if lookup is None else tuple(sorted(lookup.absent))
         return Selected(list(candidates.values()), account, absent, unreadable, holders)

@@ -414,7 +414,7 @@ async def test_throttle_storm_on_the_listing_fails_closed_after_the_budget(make_
     sim = await make_sim(account(20), throttle_storm=1.0, retry_after="2")
     summary = await run(sim, policy({"all": True}))
     assert summary.exit_code == 1
-    assert sim.state.total_requests() == MAX_ATTEMPTS
+    assert sim.state.total_requests() <= 3 * MAX_ATTEMPTS  # tasks, runs, profiles
     assert sim.state.count(method="DELETE") == 0
     assert "nothing was deleted" in (summary.error or "")
 
