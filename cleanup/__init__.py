@@ -8,8 +8,8 @@ The Python API is the pipeline the command line runs::
 
 __version__ = "0.1.0"
 
+from .api import run_policy, run_policy_sync
 from .credentials import Credentials
-from .pipeline import run_policy, run_policy_sync
 from .policy import Policy, load_policy
 from .settings import Settings
 from .summary import RunSummary

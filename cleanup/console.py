@@ -14,10 +14,10 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
+from .api import run_policy
 from .credentials import Credentials
 from .errors import UsageError
 from .logs import get_logger
-from .pipeline import run_policy
 from .policy import Policy
 from .progress import LiveProgress, LogProgress, ProgressReporter
 from .report import make_console, print_plan, print_summary, summary_json, write_summary_json
@@ -210,11 +210,12 @@ def archive_target(outputs: Outputs) -> Any:
     if not outputs.audit_archive:
         return None
     try:
-        from .archive import parse_archive_url
+        import boto3  # noqa: F401  (found now, before any request, not after the run)
     except ImportError:
         raise UsageError(
             "--audit-archive needs the S3 client: pip install 'nclue-cleanup[s3]'"
         ) from None
+    from .archive_target import parse_archive_url
 
     return parse_archive_url(
         outputs.audit_archive, outputs.archive_endpoint, outputs.archive_region

@@ -14,17 +14,14 @@ import math
 import random
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from pathlib import Path
-from typing import Any
 
 from . import __version__
 from .audit import AuditLog, open_sink
 from .budget import LocalBudget, RateBudget
 from .client import NclueClient
-from .credentials import Credentials
 from .deleter import Executor
 from .errors import CleanupError, SafetyGuardError
 from .guard import account_warnings, judge_caps
@@ -41,11 +38,10 @@ from .planner import (
     newest_per_group,
 )
 from .plans import write_plan
-from .policy import Policy
 from .prepare import Prepared, prepare
 from .progress import ProgressReporter
 from .retrying import RetryPolicy
-from .settings import Settings, operator
+from .settings import operator
 from .source import Source, in_shard
 from .stopping import Interrupted, Stopping, signals_stop
 from .summarize import build_summary
@@ -76,63 +72,6 @@ class Planned:
     evidence: Evidence
     refusal: str | None = None
     refusal_reason: str | None = None
-
-
-async def run_policy(
-    policy: Policy | str | Path | Mapping[str, Any],
-    *,
-    apply: bool = False,
-    ids: Iterable[str] = (),
-    settings: Settings | None = None,
-    credentials: Credentials | None = None,
-    handle_signals: bool = False,
-    progress: ProgressReporter | None = None,
-    rng: random.Random | None = None,
-    budget: RateBudget | None = None,
-    confirm: Confirm | None = None,
-    stopping: Stopping | None = None,
-) -> RunSummary:
-    """Run a policy end to end and return its summary (never raises for API trouble).
-
-    ``policy`` is a ``Policy``, a path to a policy file, or a mapping in the policy
-    file's format. ``ids`` adds explicit task IDs (like ``--ids-from``). Usage errors
-    (bad policy, no credentials, a bad plan, an unwritable output) raise ``UsageError``
-    before any request is sent. ``confirm`` is asked, with the number of tasks the
-    plan acts on, before the first DELETE; a False answer deletes nothing (exit 1).
-    ``stopping`` lets several runs in one process share one stop request (signals).
-    """
-    prepared = prepare(policy, apply=apply, ids=ids, settings=settings, credentials=credentials)
-    run = Run(prepared, rng=rng, progress=progress, budget=budget, stopping=stopping)
-    run.confirm = confirm
-    return await run.execute(handle_signals)
-
-
-def run_policy_sync(policy: Policy | str | Path | Mapping[str, Any], **kwargs: Any) -> RunSummary:
-    """``run_policy`` for code that is not async (a notebook, an Airflow task).
-
-    Inside a running event loop (Jupyter), the run gets its own loop in a thread.
-    """
-    try:
-        asyncio.get_running_loop()
-    except RuntimeError:
-        return asyncio.run(run_policy(policy, **kwargs))
-    result: list[RunSummary] = []
-    failure: list[BaseException] = []
-
-    def target() -> None:
-        try:
-            result.append(asyncio.run(run_policy(policy, **kwargs)))
-        except BaseException as exc:  # re-raised in the caller's thread
-            failure.append(exc)
-
-    import threading
-
-    thread = threading.Thread(target=target, name="nclue-cleanup-run")
-    thread.start()
-    thread.join()
-    if failure:
-        raise failure[0]
-    return result[0]
 
 
 class Run:
@@ -406,4 +345,4 @@ def _verify_pages(selected: Selected, listed_size: int | None) -> int | None:
     return None if size is None else math.ceil(size / LIMIT) + 1
 
 
-__all__ = ["Run", "prepare", "run_policy", "run_policy_sync"]
+__all__ = ["Run", "prepare"]

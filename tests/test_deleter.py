@@ -108,8 +108,11 @@ async def test_calls_in_flight_past_the_grace_are_cancelled_and_recorded(make_si
     happened'), the rest interrupted, and run_finished is written."""
     sim = await make_sim(account(6), hang_s=30.0)
 
+    listed: set[str] = set()
+
     def hang_from_now_on(state: object, route: str, index: int) -> None:
-        if route == "list_profiles":  # the last listing before the DELETEs
+        listed.add(route)  # tasks, runs and profiles are listed before the DELETEs
+        if {"list_tasks", "list_runs", "list_profiles"} <= listed:
             sim.config.hang = 1.0
 
     sim.config.on_list_page = hang_from_now_on
