@@ -172,6 +172,7 @@ class Run:
                     raise SafetyGuardError(planned.refusal)
                 self.would_refuse = True
                 self.warnings.append("an --apply run would refuse: " + planned.refusal)
+                log.warning("safety_guard_would_refuse", refusal=planned.refusal, exit_code=5)
             acting = [d for d in planned.mine if d.action is not Action.SKIP]
             executor = Executor(
                 self.client,

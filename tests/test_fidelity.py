@@ -139,10 +139,12 @@ def _after_the_plan(
     training, and a run ``r-<id>`` (a profile ``p-<id>``) starts on each of ``runs``
     (``profiles``), each for ``hold_s``; the plan saw none of it."""
     fired = False
+    listed: set[str] = set()
 
     def hook(state: SimState, route: str, index: int) -> None:
         nonlocal fired
-        if route != "list_profiles" or fired:
+        listed.add(route)  # tasks, runs and profiles are listed together: wait for all
+        if not {"list_tasks", "list_runs", "list_profiles"} <= listed or fired:
             return
         fired = True
         for task_id in busy:
