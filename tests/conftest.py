@@ -11,6 +11,8 @@ import contextlib
 import json
 import os
 import random
+import shutil
+import socket
 import sys
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime, timedelta
@@ -171,3 +173,24 @@ async def api_stack(
             transport=transport,
             stopping=stopping,
         )
+
+
+def required_binary(*names: str) -> str:
+    """The first of ``names`` on PATH; missing fails the test in CI (scripts/test.sh
+    installs it) and skips it elsewhere, never silently."""
+    for name in names:
+        found = shutil.which(name)
+        if found:
+            return found
+    message = f"none of {', '.join(names)} is on PATH (scripts/test.sh installs it)"
+    if os.environ.get("CI") == "true":
+        pytest.fail(message)
+    pytest.skip(message)
+
+
+def free_port() -> int:
+    """A free TCP port on loopback for a service a test starts."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import shutil
 import socket
 import subprocess
@@ -20,28 +19,11 @@ from cleanup.metrics import export_metrics
 from cleanup.model import Outcome
 from cleanup.summary import RunSummary
 
+from .conftest import free_port, required_binary
+
 ROOT = Path(__file__).resolve().parent.parent
 MONITORING = ROOT / "deploy" / "monitoring"
 LAST_SUCCESS = "nclue_cleanup_last_success_timestamp_seconds"
-
-
-def _binary(*names: str) -> str:
-    """The first of ``names`` on PATH; missing fails the test in CI and skips it elsewhere."""
-    for name in names:
-        found = shutil.which(name)
-        if found:
-            return found
-    message = f"none of {', '.join(names)} is on PATH (scripts/test.sh installs it)"
-    if os.environ.get("CI") == "true":
-        pytest.fail(message)
-    pytest.skip(message)
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def _summary(exit_code: int = 0, *, dry_run: bool = False, **fields: Any) -> RunSummary:
@@ -88,8 +70,8 @@ def _value(text: str, name: str, **labels: str) -> float | None:
 @pytest.fixture
 def pushgateway(tmp_path: Path) -> Iterator[str]:
     """Debian's prometheus-pushgateway on a free loopback port, stopped after the test."""
-    binary = _binary("prometheus-pushgateway", "pushgateway")
-    port = _free_port()
+    binary = required_binary("prometheus-pushgateway", "pushgateway")
+    port = free_port()
     url = f"http://127.0.0.1:{port}"
     proc = subprocess.Popen(
         [
@@ -226,7 +208,7 @@ def test_a_hung_pushgateway_is_a_warning_bounded_by_the_timeout(hung_pushgateway
 
 def test_a_refused_push_is_a_warning() -> None:
     """A Pushgateway port nobody listens on is a warning, not an exception."""
-    url = f"http://127.0.0.1:{_free_port()}"
+    url = f"http://127.0.0.1:{free_port()}"
     warnings = export_metrics(_summary(0), textfile=None, pushgateway=url, trigger="cron")
     assert len(warnings) == 1 and "failed" in warnings[0]
 
@@ -291,7 +273,7 @@ def _promtool(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
     (tmp_path / "rules.yaml").write_text(yaml.safe_dump(_rule()["spec"]))
     shutil.copy(MONITORING / "prometheusrule_test.yaml", tmp_path)
     return subprocess.run(
-        [_binary("promtool"), *args],
+        [required_binary("promtool"), *args],
         cwd=tmp_path,
         capture_output=True,
         text=True,
@@ -321,7 +303,7 @@ def test_promtool_unit_tests_can_fail(tmp_path: Path) -> None:
     (tmp_path / "rules.yaml").write_text(yaml.safe_dump(rule["spec"]))
     shutil.copy(MONITORING / "prometheusrule_test.yaml", tmp_path)
     result = subprocess.run(
-        [_binary("promtool"), "test", "rules", "prometheusrule_test.yaml"],
+        [required_binary("promtool"), "test", "rules", "prometheusrule_test.yaml"],
         cwd=tmp_path,
         capture_output=True,
         text=True,

@@ -6,8 +6,6 @@ self-signed certificate for 127.0.0.1 that the client trusts through SSL_CERT_FI
 
 from __future__ import annotations
 
-import os
-import shutil
 import socket
 import ssl
 import subprocess
@@ -22,27 +20,9 @@ from aiohttp import web
 
 from cleanup.simulator import SimConfig, Simulator
 
-from .conftest import AK, SK, account, cli, policy
+from .conftest import AK, SK, account, cli, free_port, policy, required_binary
 
 PROXY_VARIABLES = ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy", "NO_PROXY", "no_proxy")
-
-
-def _binary(name: str) -> str:
-    """``name`` on PATH; missing fails the test in CI and skips it elsewhere."""
-    found = shutil.which(name)
-    if found:
-        return found
-    message = f"{name} is not on PATH (scripts/test.sh installs it)"
-    if os.environ.get("CI") == "true":
-        pytest.fail(message)
-    pytest.skip(message)
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,7 +42,7 @@ def certificate(tmp_path: Path) -> tuple[Path, Path]:
     cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
     subprocess.run(
         [
-            _binary("openssl"),
+            required_binary("openssl"),
             *("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1"),
             *("-keyout", str(key), "-out", str(cert), "-subj", "/CN=127.0.0.1"),
             *("-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost"),
@@ -77,7 +57,7 @@ def certificate(tmp_path: Path) -> tuple[Path, Path]:
 @pytest.fixture
 def proxy(tmp_path: Path) -> Iterator[Proxy]:
     """tinyproxy on a free loopback port, accepting loopback clients, stopped after the test."""
-    port = _free_port()
+    port = free_port()
     config = tmp_path / "tinyproxy.conf"
     config.write_text(
         f"Port {port}\nListen 127.0.0.1\nAllow 127.0.0.1\nTimeout 60\nMaxClients 20\n"
@@ -86,7 +66,7 @@ def proxy(tmp_path: Path) -> Iterator[Proxy]:
     log = tmp_path / "tinyproxy.log"
     with log.open("w") as sink:
         proc = subprocess.Popen(
-            [_binary("tinyproxy"), "-d", "-c", str(config)], stdout=sink, stderr=sink
+            [required_binary("tinyproxy"), "-d", "-c", str(config)], stdout=sink, stderr=sink
         )
     try:
         for _ in range(200):
@@ -112,7 +92,7 @@ async def tls_sim(certificate: tuple[Path, Path]) -> AsyncIterator[tuple[Simulat
     context.load_cert_chain(*map(str, certificate))
     runner = web.AppRunner(sim.app, access_log=None)
     await runner.setup()
-    port = _free_port()
+    port = free_port()
     await web.TCPSite(runner, "127.0.0.1", port, ssl_context=context).start()
     try:
         yield sim, f"https://127.0.0.1:{port}/api/v1"
