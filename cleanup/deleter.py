@@ -102,7 +102,6 @@ class Executor:
         """Listing pages a verification listing costs (None: unknown, GET each)."""
         self.fatal: CleanupError | None = None
         self.activity = Activity()
-        self._refusal_seen = False
         self.refusal: dict[str, Any] | None = None
         self._holders_fresh = False
         self._ended: set[str] = set()
@@ -296,9 +295,8 @@ class Executor:
 
     def note_refusal(self, task: Task, error: ApiError) -> None:
         """The first refusal's shape goes to the audit log and the summary, once."""
-        if self._refusal_seen:
+        if self.refusal is not None:
             return
-        self._refusal_seen = True
         self.refusal = {
             "http_status": error.status,
             "error_code": error.code,

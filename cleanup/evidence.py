@@ -54,6 +54,7 @@ def verdict(task: Task | None, holding: dict[str, Holder] | None, task_id: str) 
 
 
 def holding_map(holders: list[Holder] | None) -> dict[str, Holder] | None:
+    """task_id -> the first run or profile that holds it now (None: not listed)."""
     if holders is None:
         return None
     holding: dict[str, Holder] = {}

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from fnmatch import fnmatchcase
 
+from .evidence import holding_map
 from .model import BUSY_STATUSES, DELETABLE_STATUSES, Action, Decision, Holder, Task
 from .policy import Policy
 
@@ -41,15 +42,13 @@ def evidence_from(
     """Sort the runs and profiles into what ``judge`` asks of them."""
     if holders is None:
         return Evidence(kept=kept)
-    holding: dict[str, Holder] = {}
+    holders = list(holders)
     referenced: set[str] = set()
     recent: set[str] = set()
     window = policy.protect.used_within_s
     for holder in holders:
         if holder.task_id is None:
             continue
-        if holder.holding:
-            holding.setdefault(holder.task_id, holder)
         if holder.kind == "profile":
             referenced.add(holder.task_id)
         if (
@@ -58,7 +57,7 @@ def evidence_from(
             and (holder.created_at is None or holder.created_at > now - timedelta(seconds=window))
         ):
             recent.add(holder.task_id)  # an undated run might be recent: keep
-    return Evidence(kept, holding, frozenset(referenced), frozenset(recent))
+    return Evidence(kept, holding_map(holders), frozenset(referenced), frozenset(recent))
 
 
 def newest_per_group(tasks: Iterable[Task], policy: Policy) -> frozenset[str]:
