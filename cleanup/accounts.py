@@ -26,7 +26,7 @@ from typing import Any
 
 import yaml
 
-from .console import Outputs, archive_target, check_outputs, run_one
+from .console import Outputs, archive_target, check_outputs, preflight_archive, run_one
 from .credentials import load_credentials
 from .errors import CleanupError, UsageError
 from .policy import load_policy
@@ -106,7 +106,7 @@ def account_path(path: str, name: str) -> str:
 
 def run_accounts(args: argparse.Namespace, outputs: Outputs) -> int:
     """The ``run --accounts`` command: every account (or the shard's one), concurrently."""
-    from .cli import settings_from
+    from .cli import checked_ids, read_ids_source, settings_from
 
     specs = load_accounts(args.accounts)
     index = args.shard_index
@@ -122,16 +122,23 @@ def run_accounts(args: argparse.Namespace, outputs: Outputs) -> int:
             "path (each account writes PATH.<name>), or run one account with --shard-index"
         )
     runs = []
+    # Read once (stdin can be read only once), checked against each account's secret.
+    ids = read_ids_source(args.ids_from) if args.ids_from else None
+    plain = argparse.Namespace(
+        **{**vars(args), "shard_index": None, "shard_count": None, "ids_from": None}
+    )
     for spec in specs:
-        policy = load_policy(spec.policy, ids_elsewhere=bool(args.ids_from))
+        policy = load_policy(spec.policy, ids_elsewhere=ids is not None)
         creds = load_credentials(credentials_file=spec.credentials)
-        plain = argparse.Namespace(**{**vars(args), "shard_index": None, "shard_count": None})
+        overrides: dict[str, Any] = {"endpoint": spec.endpoint} if spec.endpoint else {}
+        if ids is not None:
+            overrides["extra_ids"] = tuple(checked_ids(ids, args.ids_from, creds))
         settings = settings_from(
             plain,
             policy,
             creds,
+            **overrides,
             apply=args.apply and spec.apply,
-            endpoint=spec.endpoint or settings_from(plain, policy, creds).endpoint,
             audit_log=args.audit_log
             if args.audit_log == "-"
             else account_path(args.audit_log, spec.name),
@@ -171,12 +178,7 @@ async def _all(
         except CleanupError as exc:  # a usage error of one account does not stop the others
             return exc
 
-    if archive is not None:
-        from .archive import load_archive_credentials, preflight
-
-        await preflight(
-            archive, load_archive_credentials(os.environ, outputs.archive_credentials_file)
-        )
+    await preflight_archive(archive, outputs)
     with signals_stop(stopping, grace, lambda _: None):
         results = await asyncio.gather(*(one(p, c, s) for _, p, c, s in runs))
     summaries = []

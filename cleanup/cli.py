@@ -243,27 +243,33 @@ def settings_from(
     return Settings(**fields)
 
 
-def _ids_from(source: str, credentials: Credentials) -> list[str]:
-    secrets = (credentials.secret_key,)
+def read_ids_source(source: str) -> list[str]:
+    """The lines of ``--ids-from FILE`` or ``-`` (stdin), read once."""
     if source == "-":
-        ids = read_ids(sys.stdin, "stdin", secrets=secrets)
-        where = "stdin"
-    else:
-        try:
-            raw = Path(source).read_bytes()
-        except OSError as exc:
-            raise UsageError(f"--ids-from {source}: cannot read ({exc.strerror})") from None
-        try:
-            text = raw.decode("utf-8")
-        except UnicodeDecodeError:
-            raise UsageError(f"--ids-from {source}: not UTF-8 text") from None
-        ids = read_ids(text.splitlines(), source, secrets=secrets)
-        where = source
+        return sys.stdin.read().splitlines()
+    try:
+        raw = Path(source).read_bytes()
+    except OSError as exc:
+        raise UsageError(f"--ids-from {source}: cannot read ({exc.strerror})") from None
+    try:
+        return raw.decode("utf-8").splitlines()
+    except UnicodeDecodeError:
+        raise UsageError(f"--ids-from {source}: not UTF-8 text") from None
+
+
+def checked_ids(lines: list[str], source: str, credentials: Credentials) -> list[str]:
+    """Task IDs of ``--ids-from``, never a loaded credential, and at least one."""
+    where = "stdin" if source == "-" else source
+    ids = read_ids(lines, where, secrets=(credentials.secret_key,))
     if not ids:
         raise UsageError(
             f"--ids-from {where}: no task IDs in it (empty, or only comments); nothing to do"
         )
     return ids
+
+
+def _ids_from(source: str, credentials: Credentials) -> list[str]:
+    return checked_ids(read_ids_source(source), source, credentials)
 
 
 def _confirmer(args: argparse.Namespace) -> Any:

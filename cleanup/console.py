@@ -39,21 +39,25 @@ class Outputs:
     archive_region: str | None = None
     archive_credentials_file: str | None = None
 
+    def stdout_uses(self, settings: Settings) -> list[str]:
+        """The machine streams asked to go to stdout (at most one may)."""
+        return [
+            name
+            for name, used in (
+                ("--output json", self.output == "json"),
+                ("--summary-json -", settings.summary_json == "-"),
+                ("--audit-log -", settings.audit_log == "-"),
+            )
+            if used
+        ]
+
     def stdout_is_machine(self, settings: Settings) -> bool:
-        return self.output == "json" or settings.summary_json == "-" or settings.audit_log == "-"
+        return bool(self.stdout_uses(settings))
 
 
 def check_outputs(outputs: Outputs, settings: Settings) -> None:
     """Usage errors found before any request: two machine streams on stdout, bad URLs."""
-    uses = [
-        name
-        for name, used in (
-            ("--output json", outputs.output == "json"),
-            ("--summary-json -", settings.summary_json == "-"),
-            ("--audit-log -", settings.audit_log == "-"),
-        )
-        if used
-    ]
+    uses = outputs.stdout_uses(settings)
     if len(uses) > 1:
         raise UsageError(f"{' and '.join(uses)} both want stdout: choose one")
     if outputs.notify:
@@ -100,11 +104,7 @@ async def _run(
     archive: Any,
     confirm: Any,
 ) -> RunSummary:
-    if archive is not None:
-        from .archive import load_archive_credentials, preflight
-
-        creds = load_archive_credentials(os.environ, outputs.archive_credentials_file)
-        await preflight(archive, creds)
+    await preflight_archive(archive, outputs)
     return await run_one(
         policy,
         settings,
@@ -204,6 +204,15 @@ async def _archive(
     except ArchiveError as exc:
         return [f"audit archive: {exc}"]
     return []
+
+
+async def preflight_archive(archive: Any, outputs: Outputs) -> None:
+    """Check the archive's bucket before the first API request (exit 2 if unusable)."""
+    if archive is None:
+        return
+    from .archive import load_archive_credentials, preflight
+
+    await preflight(archive, load_archive_credentials(os.environ, outputs.archive_credentials_file))
 
 
 def archive_target(outputs: Outputs) -> Any:

@@ -123,3 +123,30 @@ def test_accounts_file_errors_name_the_entry(tmp_path):
     )
     with pytest.raises(UsageError, match="unique"):
         load_accounts(path)
+
+
+async def test_ids_from_stdin_reach_every_account(make_sim, tmp_path):
+    """--ids-from - is read once and given to every account (stdin cannot be read twice)."""
+    sims = {
+        "a": await make_sim(account(3), access_key="ak-a", secret_key="sk-a"),
+        "b": await make_sim(account(3), access_key="ak-b", secret_key="sk-b"),
+    }
+    path = _accounts_file(tmp_path, sims, {"a": "apply", "b": "apply"})
+    for name in sims:  # policies that select only the IDs given
+        (tmp_path / "policies" / f"{name}.yaml").write_text(
+            yaml.safe_dump(policy({"ids": []}) | {"select": {}})
+        )
+    code, _, err = await cli(
+        "run",
+        "--accounts",
+        str(path),
+        "--apply",
+        "--ids-from",
+        "-",
+        "--audit-log",
+        str(tmp_path / "a.jsonl"),
+        stdin=b"t0001\nt0002\n",
+    )
+    assert code == 0, err
+    for sim in sims.values():
+        assert sim.state.remaining_ids() == {"t0000"}
