@@ -25,6 +25,8 @@ from cleanup.budget import LocalBudget, RateBudget
 from cleanup.errors import UsageError
 from cleanup.shared_budget import CLIENT_NAME, RedisBudget, budget_key, open_budget
 
+from .conftest import free_port
+
 REDIS_SERVER = shutil.which("redis-server") or "/usr/bin/redis-server"
 SECRET = "pw-s3cret-budget"
 RATE = 50.0
@@ -78,14 +80,6 @@ class RedisServer:
         if self.proc.poll() is None:
             self.proc.kill()
         self.proc.wait(timeout=10)
-
-
-def free_port() -> int:
-    """A loopback port nothing listens on (bound, then released)."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def start_redis(*extra: str) -> RedisServer:

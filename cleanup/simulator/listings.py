@@ -147,32 +147,42 @@ class Listings:
 
     async def list_runs(self, request: web.Request) -> web.StreamResponse:
         """GET /task-runs: one page of runs."""
-        args = self.page_args(request)
-        if isinstance(args, web.Response):
-            return args
-        index, limit, start = args
         state = self.state
-        page = self._window(state.run_page, len(state.runs), start, limit)
-        runs = [self.wire.run(run) for run in page]
-        body: dict[str, Any] = {"index": index, "limit": limit}
-        body["total"] = self._total(len(state.runs), len(runs))
-        body["runs"] = runs
-        self._after_page("list_runs", index)
-        return web.json_response(body)
+        return self._dependents(
+            request, "list_runs", "runs", state.run_page, len(state.runs), self.wire.run
+        )
 
     async def list_profiles(self, request: web.Request) -> web.StreamResponse:
         """GET /profile/shopping-intents: one page of shopping-intent profiles."""
+        state = self.state
+        return self._dependents(
+            request,
+            "list_profiles",
+            "profiles",
+            state.profile_page,
+            len(state.profiles),
+            self.wire.profile,
+        )
+
+    def _dependents(
+        self,
+        request: web.Request,
+        route: str,
+        key: str,
+        page_of: Callable[[int, int], Sequence[Any]],
+        count: int,
+        render: Callable[[Any], dict[str, Any]],
+    ) -> web.StreamResponse:
+        """One page of runs or profiles: the same pagination, total and hooks as tasks."""
         args = self.page_args(request)
         if isinstance(args, web.Response):
             return args
         index, limit, start = args
-        state = self.state
-        page = self._window(state.profile_page, len(state.profiles), start, limit)
-        profiles = [self.wire.profile(profile) for profile in page]
+        items = [render(item) for item in self._window(page_of, count, start, limit)]
         body: dict[str, Any] = {"index": index, "limit": limit}
-        body["total"] = self._total(len(state.profiles), len(profiles))
-        body["profiles"] = profiles
-        self._after_page("list_profiles", index)
+        body["total"] = self._total(count, len(items))
+        body[key] = items
+        self._after_page(route, index)
         return web.json_response(body)
 
     # -- races: the account moves between page reads -----------------------------------

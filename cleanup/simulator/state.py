@@ -251,27 +251,13 @@ class SimState:
         self, task_id: str, now: float | None = None, *, registered_holds: bool = True
     ) -> list[SimRun]:
         """Return the runs that currently hold ``task_id`` (deadlines applied)."""
-        moment = time.monotonic() if now is None else now
-        holding = _holding(BLOCKING_RUN_STATUSES, registered_holds)
-        held = []
-        for run in self.runs_by_task.get(task_id, ()):
-            run.refresh(moment)
-            if run.status in holding:
-                held.append(run)
-        return held
+        return _holding_now(self.runs_by_task.get(task_id, ()), now, registered_holds)
 
     def blocking_profiles(
         self, task_id: str, now: float | None = None, *, registered_holds: bool = True
     ) -> list[SimProfile]:
         """Return the profiles that currently hold ``task_id`` (deadlines applied)."""
-        moment = time.monotonic() if now is None else now
-        holding = _holding(BLOCKING_RUN_STATUSES, registered_holds)
-        held = []
-        for profile in self.profiles_by_task.get(task_id, ()):
-            profile.refresh(moment)
-            if profile.status in holding:
-                held.append(profile)
-        return held
+        return _holding_now(self.profiles_by_task.get(task_id, ()), now, registered_holds)
 
     def refusal_reason(
         self, task_id: str, now: float | None = None, *, registered_holds: bool = True
@@ -371,3 +357,20 @@ class SimState:
             "max_deletes_per_id": max(self.deleted.values(), default=0),
             "delete_span_s": span,
         }
+
+
+_Dependent = TypeVar("_Dependent", SimRun, SimProfile)
+
+
+def _holding_now(
+    dependents: Iterable[_Dependent], now: float | None, registered_holds: bool
+) -> list[_Dependent]:
+    """The runs or profiles in a holding status at ``now`` (deadlines applied first)."""
+    moment = time.monotonic() if now is None else now
+    holding = _holding(BLOCKING_RUN_STATUSES, registered_holds)
+    held = []
+    for dependent in dependents:
+        dependent.refresh(moment)
+        if dependent.status in holding:
+            held.append(dependent)
+    return held
