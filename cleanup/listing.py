@@ -134,13 +134,14 @@ class Lister:
         self.offset_index: bool | None = None
         self.calls = 0
 
-    async def list_all(self, kind: ResourceKind[T]) -> Listing[T]:
+    async def list_all(self, kind: ResourceKind[T], first: Page[T] | None = None) -> Listing[T]:
         """Every item of ``kind``, or ``ListingIncompleteError`` (auth and quota pass)."""
         why = "no pass could be proven complete"
         suspect: tuple[tuple[int, int], frozenset[str]] | None = None
         for attempt in range(1, PASSES + 1):
             try:
-                done = await self._one_pass(kind)
+                done = await self._one_pass(kind, first)
+                first = None  # a page read before the listing serves its first pass only
             except _PassFailed as exc:
                 why = str(exc)
                 log.warning("listing_restarted", kind=kind.name, attempt=attempt, why=why)
@@ -183,9 +184,10 @@ class Lister:
             )
         return page
 
-    async def _one_pass(self, kind: ResourceKind[T]) -> _Pass[T]:
+    async def _one_pass(self, kind: ResourceKind[T], first: Page[T] | None) -> _Pass[T]:
         state: _Pass[T] = _Pass(kind)
-        first = await self._page(state, 0, LIMIT)
+        if first is None:
+            first = await self._page(state, 0, LIMIT)
         state.take(first, 0, 0)
         limit = _page_size(first)
         if limit is not None and (

@@ -18,7 +18,7 @@ import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
-from .client import NclueClient
+from .client import NclueClient, Page
 from .errors import (
     ApiError,
     AuthError,
@@ -51,9 +51,12 @@ class Source:
         self.listed_size: int | None = None
         """The account's size when a look-up read the whole listing (None otherwise)."""
 
-    async def list_tasks(self) -> dict[str, Task]:
-        """Every task in the account (conflicting records settled), or an error."""
-        listing = await self.lister.list_all(TASKS)
+    async def list_tasks(self, first: Page[Task] | None = None) -> dict[str, Task]:
+        """Every task in the account (conflicting records settled), or an error.
+
+        ``first``: page 0, when the caller has read it already (it is not read again).
+        """
+        listing = await self.lister.list_all(TASKS, first)
         tasks = dict(listing.items)
         if listing.conflicts:
             settled = await self.get_each(sorted(listing.conflicts))
@@ -89,7 +92,7 @@ class Source:
             left = [i for i in wanted if i not in result.found]
             pages_left = math.ceil((first.total or 0) / LIMIT) - 1
             if len(first.items) >= LIMIT and len(left) > max(0, pages_left):
-                listed = await self.list_tasks()
+                listed = await self.list_tasks(first)
                 self.listed_size = len(listed)
             wanted = left
         if listed is not None:
