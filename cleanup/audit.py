@@ -19,9 +19,12 @@ import fcntl
 import hashlib
 import json
 import os
+import re
 import stat
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from functools import lru_cache
+from json.encoder import encode_basestring
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -32,6 +35,11 @@ from .untrusted import cut_name
 GENESIS = "0" * 64
 _FSYNC_EVERY_S = 2.0
 _ENCODE = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), default=str).encode
+_OWN_KEYS = frozenset({"event", "timestamp", "run_id", "prev_sha256"})
+"""Written by the log itself, in this order around the caller's fields; never twice."""
+_STATUS_LIMIT = 64
+_LINE_BREAKS = re.compile("[\x85\u2028\u2029]")
+"""Characters ``str.splitlines`` (and some log shippers) break a line at; escaped."""
 
 
 class AuditSink(Protocol):
@@ -155,17 +163,34 @@ class AuditLog:
         self.failure: AuditWriteError | None = None
         self.captured: list[bytes] | None = None
         """This run's lines, kept when they must be archived at the end."""
+        self._run_id = _string(run_id)
         self._second = -1
         self._prefix = ""
 
     def write(self, event: str, **fields: Any) -> None:
         """Write one line; raises ``AuditWriteError`` (now and on every later call)."""
+        self._emit(event, "", fields, skip_none=False)
+
+    def task(self, event: str, task: Task, fields: Mapping[str, Any]) -> None:
+        """A task's line: its ID, name and status, then ``fields`` (None values left out)."""
+        self._emit(event, _task_part(task), fields, skip_none=True)
+
+    def _emit(self, event: str, head: str, fields: Mapping[str, Any], *, skip_none: bool) -> None:
         if self.failure is not None:
             raise self.failure
-        record = {"event": event, "timestamp": self._timestamp(), **fields}
-        record["run_id"] = self.run_id
-        record["prev_sha256"] = self.head_sha256
-        line = _ENCODE(record).encode("utf-8")
+        parts = [f'{{"event":{_string(event)},"timestamp":"{self._timestamp()}"', head]
+        for key, value in fields.items():
+            if (value is None and skip_none) or key in _OWN_KEYS:
+                continue
+            parts.append(f",{_key(key)}{_value(value)}")
+        parts.append(f',"run_id":{self._run_id},"prev_sha256":"{self.head_sha256}"}}')
+        text = "".join(parts)
+        if not text.isascii():
+            # Only strings can hold these (the rest of a line is ASCII): escaped, they
+            # are the same string to a JSON reader. A lone surrogate (a server's JSON
+            # may spell one) becomes its \uXXXX escape the same way.
+            text = _LINE_BREAKS.sub(_escape, text)
+        line = text.encode("utf-8", "backslashreplace")
         try:
             self.sink.write(line + b"\n")
         except AuditWriteError as exc:
@@ -174,9 +199,6 @@ class AuditLog:
         self.head_sha256 = hashlib.sha256(line).hexdigest()
         if self.captured is not None:
             self.captured.append(line + b"\n")
-
-    def task(self, event: str, task: Task, **fields: Any) -> None:
-        self.write(event, **task_fields(task), **fields)
 
     def close(self) -> None:
         try:
@@ -194,16 +216,43 @@ class AuditLog:
         return f"{self._prefix}.{int((now - second) * 1e6):06d}Z"
 
 
-def task_fields(task: Task) -> dict[str, Any]:
-    fields: dict[str, Any] = {"task_id": task.task_id}
-    if task.task_name is not None:
-        name, cut = cut_name(task.task_name)
-        fields["task_name"] = name
-        if cut:
-            fields["task_name_truncated"] = True
+def _escape(match: re.Match[str]) -> str:
+    return f"\\u{ord(match.group()):04x}"
+
+
+def _value(value: Any) -> str:
+    """One JSON value, exactly as ``_ENCODE`` writes it inside an object; strings,
+    integers and booleans (nearly every field) without building an encoder."""
+    kind = type(value)
+    if kind is str:
+        return _string(value)
+    if kind is bool:
+        return "true" if value else "false"
+    if kind is int:
+        return int.__repr__(value)
+    return _ENCODE(value)
+
+
+_string: Callable[[str], str] = encode_basestring
+"""A JSON string (``ensure_ascii=False``: UTF-8 as it is, as ``_ENCODE`` writes it)."""
+
+
+@lru_cache(maxsize=256)
+def _key(key: str) -> str:
+    return f"{_string(key)}:"
+
+
+def _task_part(task: Task) -> str:
+    """What a task's line says of it, rendered: ``,"task_id":…`` then the name (cut to
+    the limit, with ``task_name_truncated``) and the status when known."""
+    part = f',"task_id":{_string(task.task_id)}'
+    name = task.task_name
+    if name is not None:
+        name, cut = cut_name(name)
+        part += f',"task_name":{_string(name)}' + (',"task_name_truncated":true' if cut else "")
     if task.status is not None:
-        fields["status"] = task.status[:64]
-    return fields
+        part += f',"status":{_string(task.status[:_STATUS_LIMIT])}'
+    return part
 
 
 def _open_problem(path: str, exc: OSError) -> str:

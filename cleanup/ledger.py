@@ -101,13 +101,9 @@ class Recorder:
     ) -> None:
         first = self.audit.failure is None
         try:
-            self.audit.task(event, task, **_present(fields))
+            self.audit.task(event, task, fields)
         except AuditWriteError as exc:
             if first and self.on_failure is not None:
                 self.on_failure(exc)
             if write_ahead:
                 raise
-
-
-def _present(fields: dict[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in fields.items() if v is not None}

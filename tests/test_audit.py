@@ -8,6 +8,8 @@ import stat
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from cleanup.audit import GENESIS, AuditLog, FileSink, StreamSink
 from cleanup.auditview import verify
@@ -177,3 +179,67 @@ def test_closed_pipe_is_an_audit_write_error():
     with pytest.raises(AuditWriteError, match="closed the pipe"):
         log.write("run_started")
     os.close(write)
+
+
+_VALUES = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner),
+    max_leaves=6,
+)
+
+
+@settings(max_examples=200, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    fields=st.dictionaries(st.sampled_from(["error", "attempt", "evidence", "x", "é"]), _VALUES),
+    name=st.none() | st.text(max_size=300),
+    status=st.none() | st.text(max_size=80),
+)
+def test_a_task_line_says_exactly_its_fields(tmp_path: Path, fields, name, status):
+    """The hand-rolled line reads back as the task's fields, then the caller's (None
+    left out), then run_id and prev_sha256, in that order; it is one line to
+    ``str.splitlines`` too (U+0085, U+2028 and U+2029 are escaped)."""
+    path = tmp_path / f"{len(list(tmp_path.iterdir()))}.jsonl"
+    log = AuditLog(FileSink(path), "r1")
+    log.task("retrying", Task("t1", name, status), fields)
+    log.close()
+    (record,) = read_audit(path)
+    expected: dict[str, object] = {"event": "retrying", "timestamp": record["timestamp"]}
+    expected["task_id"] = "t1"
+    if name is not None:
+        expected["task_name"] = name[:256]
+        if len(name) > 256:
+            expected["task_name_truncated"] = True
+    if status is not None:
+        expected["status"] = status[:64]
+    expected |= {k: v for k, v in fields.items() if v is not None}
+    expected |= {"run_id": "r1", "prev_sha256": GENESIS}
+    assert list(record) == list(expected) and record == expected
+
+
+def test_a_lone_surrogate_in_a_name_is_written_as_its_escape(tmp_path: Path):
+    """A server's JSON can spell a lone surrogate (\\ud800); the line is still written
+    whole, reads back as the same name, and the chain verifies."""
+    name = json.loads('"exp-\\ud800-x"')
+    path = tmp_path / "audit.jsonl"
+    log = AuditLog(FileSink(path), "r1")
+    log.write("run_started")
+    Recorder(log, Ledger()).finish(Outcome.DELETED, Task("t1", name, "completed"))
+    log.write("run_finished")
+    log.close()
+    assert b"exp-\\ud800-x" in path.read_bytes()
+    assert read_audit(path)[1]["task_name"] == name
+    assert verify(path).ok
+
+
+def test_fields_cannot_overwrite_the_logs_own_keys(tmp_path: Path):
+    """A caller's ``run_id`` or ``prev_sha256`` never doubles a key or breaks the chain."""
+    path = tmp_path / "audit.jsonl"
+    log = AuditLog(FileSink(path), "r1")
+    log.write("run_started", run_id="forged", prev_sha256="0" * 64, timestamp="x", n=1)
+    log.write("run_finished")
+    log.close()
+    lines = path.read_bytes().splitlines()
+    assert lines[0].count(b'"run_id"') == 1 and lines[0].count(b'"timestamp"') == 1
+    first = read_audit(path)[0]
+    assert first["run_id"] == "r1" and first["n"] == 1 and first["timestamp"] != "x"
+    assert verify(path).ok
