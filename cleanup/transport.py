@@ -38,13 +38,13 @@ from .signing import signed_headers
 
 MAX_BODY_BYTES = 16 * 1024 * 1024
 OnSend = Callable[[int], None]
-_KEPT_HEADERS = ("Date", "Retry-After", "Content-Type", "Location")
 
 
 @dataclass(frozen=True, slots=True)
 class Reply:
-    """One HTTP answer: status, the few headers we read, the body, and how many sends
-    it took (more than 1 when aiohttp re-sent on a dropped keep-alive connection)."""
+    """One HTTP answer: status, its headers (case-insensitive, read-only), the body, and
+    how many sends it took (more than 1 when aiohttp re-sent on a dropped keep-alive
+    connection)."""
 
     status: int
     headers: Mapping[str, str]
@@ -128,7 +128,7 @@ class Transport:
                     proxy_auth=self._proxy_auth,
                 ) as resp:
                     body = await _read_capped(resp, where)
-                    headers = {h: resp.headers[h] for h in _KEPT_HEADERS if h in resp.headers}
+                    headers = resp.headers  # case-insensitive, read-only
                     status = resp.status
             except (BadResponseError, EndpointError):
                 self.answers[route, 0] += 1
@@ -182,12 +182,13 @@ class Transport:
 async def _read_capped(resp: aiohttp.ClientResponse, where: str) -> bytes:
     """The body, refused past ``MAX_BODY_BYTES`` (counted after decompression)."""
     declared = resp.content_length
-    if (
-        declared is not None
-        and declared > MAX_BODY_BYTES
-        and resp.headers.get("Content-Encoding", "identity") in ("identity", "")
-    ):
-        raise BadResponseError(f"{where}: response body of {declared} bytes is over 16 MB")
+    if resp.headers.get("Content-Encoding", "identity") in ("identity", ""):
+        if declared is not None and declared > MAX_BODY_BYTES:
+            raise BadResponseError(f"{where}: response body of {declared} bytes is over 16 MB")
+        if declared is not None:
+            # aiohttp reads exactly the declared length (a longer body is a protocol
+            # error), so the cap holds without counting chunks.
+            return await resp.read()
     chunks: list[bytes] = []
     size = 0
     async for chunk in resp.content.iter_chunked(1 << 16):
