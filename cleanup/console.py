@@ -20,7 +20,7 @@ from .errors import UsageError
 from .logs import get_logger
 from .policy import Policy
 from .progress import LiveProgress, LogProgress, ProgressReporter
-from .report import make_console, print_plan, print_summary, summary_json, write_summary_json
+from .report import make_console, print_plan, print_summary, write_summary_json
 from .settings import Settings
 from .summary import RunSummary
 
@@ -88,8 +88,7 @@ def execute(
         print_plan(summary.decisions, datetime.now(UTC), people, plan_path=settings.plan_out)
     print_summary(summary, people)
     if outputs.output == "json":
-        sys.stdout.write(summary_json(summary))
-        sys.stdout.flush()
+        write_summary_json(summary, "-")
     if settings.summary_json:
         write_summary_json(summary, settings.summary_json)
     return summary.exit_code

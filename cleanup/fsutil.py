@@ -2,24 +2,30 @@
 
 from __future__ import annotations
 
+import json
 import os
 import tempfile
+from collections.abc import Iterable, Iterator
 from pathlib import Path
+from typing import Any
 
 from .errors import UsageError
 
 
-def atomic_write(path: str | Path, data: bytes, *, mode: int = 0o644) -> None:
-    """Write ``data`` to ``path`` so a reader sees the old file or the new one, never half.
+def atomic_write(path: str | Path, data: bytes | Iterable[bytes], *, mode: int = 0o644) -> None:
+    """Write ``data`` (bytes, or chunks of them) to ``path`` so a reader sees the old
+    file or the new one, never half.
 
     The temporary file lives in the same directory (``os.replace`` is atomic only there)
-    and is fsynced before the rename.
+    and is fsynced before the rename. Chunks are written as they come, so a large
+    document is never held whole.
     """
     target = Path(path)
     fd, temporary = tempfile.mkstemp(dir=target.parent or Path("."), prefix=f".{target.name}.")
     try:
         with os.fdopen(fd, "wb") as stream:
-            stream.write(data)
+            for chunk in (data,) if isinstance(data, bytes) else data:
+                stream.write(chunk)
             stream.flush()
             os.fsync(stream.fileno())
         os.chmod(temporary, mode)
@@ -27,6 +33,20 @@ def atomic_write(path: str | Path, data: bytes, *, mode: int = 0o644) -> None:
     except BaseException:
         Path(temporary).unlink(missing_ok=True)
         raise
+
+
+def json_chunks(document: object, **options: Any) -> Iterator[bytes]:
+    """``json.dumps(document, **options) + "\\n"``, UTF-8, in chunks of about 64 KiB."""
+    pending: list[str] = []
+    size = 0
+    for piece in json.JSONEncoder(**options).iterencode(document):
+        pending.append(piece)
+        size += len(piece)
+        if size >= 65536:
+            yield "".join(pending).encode()
+            pending, size = [], 0
+    pending.append("\n")
+    yield "".join(pending).encode()
 
 
 def check_writable(path: str | Path, what: str) -> None:

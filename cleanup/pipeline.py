@@ -14,7 +14,7 @@ import math
 import random
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -214,12 +214,13 @@ class Run:
             ids = prep.plan.task_ids if prep.plan is not None else prep.explicit
             self.watch.phase = "looking_up"
             lookup = await self.source.lookup(ids, listed=account) if ids else None
+            # The listing itself when it is the selection (a 300,000-task account is
+            # not copied); explicit IDs looked up join it in a new dict.
+            candidates: Mapping[str, Task] = {}
             if account is not None and p.selection.all and prep.plan is None:
-                candidates = dict(account)
-            else:
-                candidates = {}
+                candidates = account
             if lookup is not None:
-                candidates.update(lookup.found)
+                candidates = {**candidates, **lookup.found}
             holders: list[Holder] | None = None
             if early is not None:
                 holders = await early
@@ -240,7 +241,8 @@ class Run:
             [judge(t, p, now, evidence) for t in selected.candidates],
             p.limits.max_deletions_per_run,
         )
-        mine = [d for d in whole if self._mine(d.task.task_id)]
+        sharded = self.prepared.settings.shard_count > 1
+        mine = [d for d in whole if self._mine(d.task.task_id)] if sharded else whole
         planned = Planned(whole, mine, evidence)
         planned.refusal_reason, planned.refusal = judge_caps(whole, p, selected.account)
         self.warnings += account_warnings(list(listed), selected.account, p)

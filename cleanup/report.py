@@ -7,12 +7,12 @@ interpreted and control characters appear as visible escapes.
 
 from __future__ import annotations
 
-import json
+import heapq
 import os
 import shlex
 import sys
 from collections import Counter
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, TextIO
@@ -24,7 +24,7 @@ from rich.table import Table
 from rich.text import Text
 
 from .exitcodes import MEANING
-from .fsutil import atomic_write
+from .fsutil import atomic_write, json_chunks
 from .model import Action, Decision, Outcome
 from .progress import format_duration
 from .summary import RunSummary, TaskNote
@@ -100,16 +100,28 @@ def plan_reason(decision: Decision) -> str:
     return "" if text.casefold() in plain else text
 
 
-def plan_order(decisions: Iterable[Decision]) -> list[Decision]:
-    """The tasks the plan acts on, grouped by task name, oldest first within a name."""
-    acting = [d for d in decisions if d.action in (Action.DELETE, Action.DEFER)]
+def plan_order(decisions: Iterable[Decision], first: int) -> tuple[list[Decision], int]:
+    """The first ``first`` tasks the plan acts on, grouped by task name, oldest first
+    within a name, and how many it acts on in all. Only those kept are held: a plan
+    of 300,000 tasks is not copied and sorted to print fifty of them."""
+    acting = 0
+
+    def counted() -> Iterator[Decision]:
+        nonlocal acting
+        for d in decisions:
+            if d.action is not Action.SKIP:
+                acting += 1
+                yield d
 
     def key(d: Decision) -> tuple[bool, str, str, float, str]:
         name, created = d.task.task_name, d.task.created_at
         when = created.timestamp() if created is not None else float("inf")
         return (name is None, (name or "").casefold(), name or "", when, d.task.task_id)
 
-    return sorted(acting, key=key)
+    if first <= 0:  # nsmallest would not even look
+        return [], sum(1 for _ in counted())
+    shown = heapq.nsmallest(first, counted(), key=key)
+    return shown, acting
 
 
 def _age(delta: timedelta) -> str:
@@ -194,13 +206,12 @@ def print_plan(
     rows: int = 50,
 ) -> None:
     """The dry run's table of what --apply would do, then where the whole plan is."""
-    acting = plan_order(decisions)
-    shown = acting[: max(0, rows)]
+    shown, acting = plan_order(decisions, rows)
     if shown:
         console.print(Text("what --apply would do, by task name:"))
         for line in _plan_lines(_rows(shown, now), console):
             console.print(line, no_wrap=True, overflow="ellipsis")
-    more = len(acting) - len(shown)
+    more = acting - len(shown)
     where = (
         f"full plan: {plan_path} — nclue-cleanup plan show {shlex.quote(plan_path)}"
         if plan_path
@@ -363,14 +374,19 @@ def _cost_line(summary: RunSummary) -> str:
 
 def summary_json(summary: RunSummary) -> str:
     """The run summary as one JSON document (non-ASCII and controls escaped)."""
-    return json.dumps(summary.to_json(), indent=1) + "\n"
+    return b"".join(_summary_chunks(summary)).decode()
 
 
 def write_summary_json(summary: RunSummary, path: str) -> None:
-    """Write the JSON summary to ``path`` atomically, or to stdout for ``-``."""
-    text = summary_json(summary)
+    """Write the JSON summary to ``path`` atomically, or to stdout for ``-``; in chunks
+    (a summary names every task, 300,000 IDs on a large account)."""
     if path == "-":
-        sys.stdout.write(text)
+        for chunk in _summary_chunks(summary):  # whole JSON tokens: each decodes alone
+            sys.stdout.write(chunk.decode())
         sys.stdout.flush()
     else:
-        atomic_write(path, text.encode())
+        atomic_write(path, _summary_chunks(summary))
+
+
+def _summary_chunks(summary: RunSummary) -> Iterator[bytes]:
+    return json_chunks(summary.to_json(), indent=1)

@@ -17,6 +17,7 @@ from cleanup.model import Action, Decision, Task
 from cleanup.report import (
     EXIT_MEANING,
     make_console,
+    plan_order,
     print_plan,
     print_summary,
     summary_json,
@@ -156,6 +157,33 @@ def test_plan_cut_without_a_plan_file_says_how_to_keep_one() -> None:
     assert "and 2 more not shown; pass --plan-out FILE to keep the whole plan for review" in (
         " ".join(text.split())
     )
+
+
+@pytest.mark.parametrize("rows", [0, 1, 3, 50])
+def test_the_plan_shows_the_first_rows_of_the_whole_order(rows: int) -> None:
+    """The rows shown are the first of the whole plan's order (name, then oldest, then
+    ID; skipped tasks left out), and the count of the rest is exact, with no rows too."""
+    names = ["b", "A", "a", None, "b"]
+    decisions = [delete(i, names[i % 5], days=i % 7) for i in range(40)]
+    decisions += [defer(100 + i, names[i % 5], days=i % 3) for i in range(9)] + [skip(7, "x")]
+    shown, acting = plan_order(decisions, rows)
+
+    def key(d: Decision) -> tuple[bool, str, str, float, str]:
+        name, created = d.task.task_name, d.task.created_at
+        assert created is not None
+        return (
+            name is None,
+            (name or "").casefold(),
+            name or "",
+            created.timestamp(),
+            d.task.task_id,
+        )
+
+    whole = sorted((d for d in decisions if d.action is not Action.SKIP), key=key)
+    assert shown == whole[:rows] and acting == 49
+    text = render(print_plan, decisions, NOW, plan_path=None, rows=rows)
+    if rows < 49:
+        assert f"and {49 - rows} more not shown" in text
 
 
 def test_a_whole_plan_shown_still_names_its_file() -> None:
