@@ -6,7 +6,7 @@ import statistics
 from pathlib import Path
 from typing import Any
 
-from benchmarks.harness import BenchmarkError, SimProcess, policy, run_cleanup, run_module
+from benchmarks.harness import BenchmarkError, SimProcess, pinned, policy, run_cleanup, run_module
 from benchmarks.rows import UNLIMITED, Row, Sizes, expect_all_deleted, ratio, routes
 
 COST_TARGET = 1.3
@@ -46,10 +46,12 @@ def client_cost(sizes: Sizes, workdir: Path) -> list[Row]:
 
     The two alternate, ``cost_rounds`` times each; the medians are compared, and each
     pair's own ratio is counted against the target, so a burst of load from elsewhere
-    on the machine hits both sides alike and the spread is visible.
+    on the machine hits both sides alike and the spread is visible. Server and client
+    are pinned to CPUs of their own (``pinned``).
     """
     n, width, rounds = sizes.cost_tasks, sizes.concurrency, sizes.cost_rounds
-    pairs = [_cost_pair(sizes, workdir, round_) for round_ in range(rounds)]
+    with pinned():
+        pairs = [_cost_pair(sizes, workdir, round_) for round_ in range(rounds)]
     ours_runs, bare_runs = [p[0] for p in pairs], [p[1] for p in pairs]
     ours = statistics.median(r["cpu_s"] for r in ours_runs) / n * 10_000
     base = statistics.median(r["cpu_s"] for r in bare_runs) / n * 10_000

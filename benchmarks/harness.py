@@ -12,13 +12,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
 import subprocess
 import sys
 import urllib.request
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -41,6 +42,29 @@ FAST_RETRY = {
 
 class BenchmarkError(RuntimeError):
     """A benchmark could not produce its figure (a process failed, a count is off)."""
+
+
+_PINNED = False
+
+
+@contextlib.contextmanager
+def pinned() -> Iterator[None]:
+    """Inside: the simulator runs on CPU 0 and the measured client on CPU 1 (with two
+    or more CPUs), so the two do not take turns on one core and the scheduler does
+    not move them around mid-run; CPU figures then spread far less between runs."""
+    global _PINNED
+    _PINNED, before = (os.cpu_count() or 1) >= 2, _PINNED
+    try:
+        yield
+    finally:
+        _PINNED = before
+
+
+def _on_cpu(cpu: int) -> Callable[[], None] | None:
+    """A ``preexec_fn`` putting the child on ``cpu`` while ``pinned()``, else None."""
+    if not _PINNED:
+        return None
+    return lambda: os.sched_setaffinity(0, {cpu})
 
 
 def child_env() -> dict[str, str]:
@@ -99,7 +123,13 @@ class SimProcess:
         command += ["--busy-duration", str(self.busy_duration_s)]
         stderr = (self.workdir / "sim.stderr").open("w")
         self._process = subprocess.Popen(
-            command, cwd=ROOT, env=child_env(), stdout=subprocess.PIPE, stderr=stderr, text=True
+            command,
+            cwd=ROOT,
+            env=child_env(),
+            stdout=subprocess.PIPE,
+            stderr=stderr,
+            text=True,
+            preexec_fn=_on_cpu(0),
         )
         stderr.close()
         assert self._process.stdout is not None
@@ -202,7 +232,12 @@ class CleanupRun:
         self.stderr = workdir / f"{name}.stderr"
         with self.stderr.open("w") as err:
             self._process = subprocess.Popen(
-                command, cwd=ROOT, env=child_env(), stdout=subprocess.DEVNULL, stderr=err
+                command,
+                cwd=ROOT,
+                env=child_env(),
+                stdout=subprocess.DEVNULL,
+                stderr=err,
+                preexec_fn=_on_cpu(1),
             )
 
     def result(self) -> dict[str, Any]:
@@ -247,6 +282,7 @@ def run_module(module: str, args: Sequence[str], workdir: Path, name: str) -> di
             env=child_env(),
             stdout=subprocess.DEVNULL,
             stderr=err,
+            preexec_fn=_on_cpu(1),
         )
     if done.returncode != 0 or not out.exists():
         raise BenchmarkError(f"{name}: {module} failed: {stderr.read_text()[-2000:]}")
