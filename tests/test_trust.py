@@ -788,3 +788,25 @@ async def test_unreadable_verification_never_reports_a_lying_delete_as_deleted(m
     assert sim.state.faults["delete_lies"] >= 1 and sim.state.faults["html_error"] >= 1
     assert {"t0001", "t0002"} <= set(sim.state.tasks)
     assert set(summary.deleted) <= truly_removed(sim)
+
+
+@pytest.mark.parametrize("apply", [False, True], ids=["dry-run", "apply"])
+async def test_names_with_a_lone_surrogate_or_a_line_separator_are_logged_whole(
+    make_sim, run, tmp_path: Path, apply: bool
+):
+    """A server's JSON can spell a lone surrogate (\\ud800) or U+2028 in a task name:
+    the run still ends normally, each audit line stays one line (to str.splitlines
+    too), reads back as the name the server sent, and the chain verifies."""
+    state = SimState()
+    names = ["exp-\ud800-a", "exp-\u2028-b", "exp-\x85-c"]
+    for i, name in enumerate(names):
+        state.add_task(f"t{i:04d}", name, "completed", OLD + timedelta(minutes=i))
+    sim = await make_sim(state)
+    summary = await run(sim, policy({"all": True}), apply=apply)
+    assert summary.exit_code == 0
+    assert deletes(sim) == (3 if apply else 0)
+    audit = tmp_path / "audit.jsonl"
+    terminal = "deleted" if apply else "would_delete"
+    logged = {r["task_id"]: r["task_name"] for r in read_audit(audit) if r["event"] == terminal}
+    assert logged == {f"t{i:04d}": name for i, name in enumerate(names)}
+    assert verify(audit).ok
