@@ -111,10 +111,18 @@ def _is_error_object(body: object) -> bool:
 
 
 def parse_json(raw: bytes) -> object:
+    """The JSON in ``raw``, or None. An object or array that starts at the first byte
+    (every answer a server sends) is UTF-8 to ``json.loads`` too, so it is decoded
+    here without its encoding sniffing; the rest goes through ``json.loads``."""
     try:
+        if raw[:1] in (b"{", b"[") and raw[1:2] != b"\x00":
+            return _DECODE(raw.decode("utf-8", "surrogatepass"))
         return json.loads(raw) if raw else None
     except ValueError:
         return None
+
+
+_DECODE = json.JSONDecoder().decode
 
 
 def _content_type(reply: Reply) -> str:

@@ -110,12 +110,46 @@ def parse_api_time(value: object, default_tz: tzinfo = UTC) -> datetime | None:
         if not isinstance(value, str) or len(value) > 64:
             return None
         text = value.strip()
+        if _canonical(text):
+            try:
+                return datetime.fromisoformat(text).astimezone(UTC)
+            except ValueError:  # month 13, second 60 ...: as _read_iso says
+                return None
         if _EPOCH.fullmatch(text):
             return _from_epoch(Fraction(text))
         parsed = _read_iso(text, default_tz)
         return None if parsed is None else parsed.astimezone(UTC)
     except OverflowError:
         return None
+
+
+def _canonical(text: str) -> bool:
+    """Whether ``text`` has the shape nearly every server sends: ``2026-01-01T00:00:00``,
+    then nothing, ``.fff`` or ``.ffffff``, then ``Z`` or ``+HH:MM``/``-HH:MM``. Those
+    ``datetime.fromisoformat`` reads as ``_read_iso`` does, only faster (a listing
+    reads one per task); anything else takes the general path."""
+    if not (text.isascii() and len(text) >= 20 and text[10] == "T" and text[11:13] < "24"):
+        return False
+    if text[4] != "-" or text[7] != "-" or text[13] != ":" or text[16] != ":":
+        return False
+    digits = text[:4] + text[5:7] + text[8:10] + text[11:13] + text[14:16] + text[17:19]
+    rest = text[19:]
+    if rest[:1] == ".":
+        width = next((w for w in (6, 3) if rest[1 : 2 + w][w:] in ("Z", "+", "-")), 0)
+        if not width:
+            return False
+        digits += rest[1 : 1 + width]
+        rest = rest[1 + width :]
+    if rest == "Z":
+        return digits.isdigit()
+    return (
+        len(rest) == 6
+        and rest[0] in "+-"
+        and rest[3] == ":"
+        and (digits + rest[1:3] + rest[4:6]).isdigit()
+        and rest[1:3] < "24"
+        and rest[4:6] < "60"
+    )
 
 
 def _from_epoch(number: int | float | Fraction) -> datetime | None:

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import contextlib
+import json
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from cleanup.answers import parse_retry_after, translate
+from cleanup.answers import parse_json, parse_retry_after, translate
 from cleanup.credentials import Credentials
 from cleanup.errors import (
     AuthError,
@@ -172,3 +175,21 @@ def test_retry_after_parsing(value, expected):
 def test_retry_after_date_in_future():
     """A Retry-After date in the future gives the seconds until then."""
     assert parse_retry_after("Thu, 01 Jan 1970 00:01:40 GMT", now=40.0) == 60.0
+
+
+@settings(max_examples=500)
+@given(
+    raw=st.binary(max_size=12)
+    | st.builds(
+        lambda s, enc: s.encode(enc),
+        st.sampled_from(['{"a":1}', "[1]", '{"t":"é"}']),
+        st.sampled_from(["utf-8", "utf-8-sig", "utf-16-le", "utf-16", "utf-32"]),
+    )
+)
+def test_parse_json_reads_as_json_loads(raw: bytes):
+    """The fast path gives what ``json.loads`` gives (None where it raises)."""
+    try:
+        expected = json.loads(raw) if raw else None
+    except ValueError:
+        expected = None
+    assert parse_json(raw) == expected

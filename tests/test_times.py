@@ -6,9 +6,10 @@ from datetime import UTC, date, datetime, timedelta, timezone, tzinfo
 from zoneinfo import ZoneInfo
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from cleanup import times
 from cleanup.times import (
     EPOCH_MS_THRESHOLD,
     MAX_DURATION_S,
@@ -405,3 +406,27 @@ def test_parse_zone_refuses_unknown_zones(value: object):
 def test_format_age_uses_the_largest_whole_unit(delta: timedelta, text: str):
     """format_age rounds an age down to its largest whole unit (d, h, m, s)."""
     assert format_age(delta) == text
+
+
+_PIECES = st.sampled_from([*"0123456789", "T", "Z", "z", ":", "-", "+", ".", " ", "٣"])
+
+
+@settings(max_examples=3000)
+@given(
+    when=st.datetimes(min_value=datetime(1, 1, 2), max_value=datetime(9999, 12, 30)),
+    fraction=st.sampled_from(["", ".1", ".123", ".1234", ".123456", ".1234567"]),
+    zone=st.sampled_from(["Z", "z", "+09:00", "-05:30", "+23:59", "+24:00", "+0900", "", " Z"]),
+    noise=st.lists(st.tuples(st.integers(0, 40), _PIECES), max_size=2),
+)
+def test_the_fast_path_reads_as_the_general_one(when, fraction, zone, noise):
+    """Every string, canonical or nearly so, reads the same through the fast path
+    (``fromisoformat``) as through the general reader, including None for nonsense."""
+    chars = list(when.strftime("%Y-%m-%dT%H:%M:%S") + fraction + zone)
+    for where, piece in noise:
+        chars[min(where, len(chars) - 1)] = piece
+    text = "".join(chars)
+    general = times._read_iso(text.strip(), UTC)
+    expected = None if general is None else general.astimezone(UTC)
+    if times._EPOCH.fullmatch(text.strip()):
+        return  # a digit string is an epoch, read before either
+    assert parse_api_time(text) == expected
