@@ -39,6 +39,7 @@ from .evidence import Verdict, Why, holding_map, verdict
 from .ledger import Recorder
 from .logs import get_logger
 from .model import Action, Decision, Holder, Outcome, Task
+from .planner import holders_that_count
 from .policy import Policy
 from .source import Source
 from .stopping import Interrupted, Stopping
@@ -311,8 +312,8 @@ class Executor:
         holders = await self.guarded(self.source.holders())
         self._holders_fresh = True
         if holders is not None:
-            self.holders = holders
-            self.holding = holding_map(holders)
+            self.holders = holders_that_count(holders, self.policy, self.now())
+            self.holding = holding_map(self.holders)
 
     def new_pass(self) -> None:
         self._holders_fresh = False

@@ -4,6 +4,7 @@ what the plan learned of the account that the user should hear about."""
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Collection, Mapping
 
 from .model import Action, Decision, Task
 from .planner import group_of
@@ -33,7 +34,7 @@ def judge_caps(
 
 
 def account_warnings(
-    listed: list[Task], account: dict[str, Task] | None, policy: Policy
+    listed: Collection[Task], account: Mapping[str, Task] | None, policy: Policy
 ) -> list[str]:
     """keep_latest that keeps nothing (every group one task); protect.ids strangers."""
     warnings = []
@@ -46,7 +47,9 @@ def account_warnings(
             )
     protected = policy.protect.ids
     if account is not None and protected:
-        strangers = sorted(protected - {task_id.casefold() for task_id in account})
+        # Casefolded one at a time: a set of every ID would double the listing's memory.
+        known = {folded for t in account if (folded := t.casefold()) in protected}
+        strangers = sorted(protected - known)
         if strangers:
             warnings.append(
                 f"protect.ids names {len(strangers)} ID(s) this account does not have "

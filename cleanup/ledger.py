@@ -26,7 +26,8 @@ class Ledger:
     """What happened to every task of one run."""
 
     ended: dict[str, Outcome] = field(default_factory=dict)
-    ids: dict[Outcome, list[str]] = field(default_factory=lambda: {o: [] for o in Outcome})
+    """Every task's terminal outcome, in the order they ended."""
+    outcomes: Counter[Outcome] = field(default_factory=Counter)
     skip_reasons: Counter[str] = field(default_factory=Counter)
     notes: dict[Outcome, list[TaskNote]] = field(default_factory=dict)
     events: Counter[str] = field(default_factory=Counter)
@@ -38,7 +39,7 @@ class Ledger:
         if task.task_id in self.ended:
             raise RuntimeError(f"task {task.task_id} already has a terminal audit event")
         self.ended[task.task_id] = outcome
-        self.ids[outcome].append(task.task_id)
+        self.outcomes[outcome] += 1
         if outcome is Outcome.SKIPPED and reason:
             self.skip_reasons[reason] += 1
         if outcome in NOTED:
@@ -51,10 +52,16 @@ class Ledger:
         self.skip_reasons[reason] += number
 
     def counts(self) -> dict[str, int]:
-        counts = {o.value: len(ids) for o, ids in self.ids.items()}
-        unwritten = sum(self.skip_reasons.values()) - len(self.ids[Outcome.SKIPPED])
+        counts = {o.value: self.outcomes[o] for o in Outcome}
+        unwritten = sum(self.skip_reasons.values()) - self.outcomes[Outcome.SKIPPED]
         counts[Outcome.SKIPPED.value] += unwritten
         return counts
+
+    def task_ids(self) -> dict[str, tuple[str, ...]]:
+        """The tasks of each outcome, in the order they ended: built at the end, straight
+        into tuples (lists kept all along would cost a pointer per task more)."""
+        ended = self.ended
+        return {o.value: tuple(t for t, e in ended.items() if e is o) for o in Outcome}
 
     def has(self, task_id: str) -> bool:
         return task_id in self.ended

@@ -34,6 +34,7 @@ from .planner import (
     Evidence,
     drain,
     evidence_from,
+    holders_that_count,
     judge,
     newest_per_group,
 )
@@ -60,9 +61,11 @@ class Selected:
 
     candidates: list[Task]
     account: dict[str, Task] | None = None
+    """The whole listing by ID; let go once planned (``account_size`` stays)."""
     absent: tuple[str, ...] = ()
     unreadable: dict[str, str] | None = None
     holders: list[Holder] | None = None
+    account_size: int | None = None
 
 
 @dataclass(slots=True)
@@ -226,6 +229,7 @@ class Run:
                 holders = await early
             elif candidates:
                 holders = await self.source.holders()
+            holders = holders_that_count(holders, p, datetime.now(UTC))
         unreadable = {} if lookup is None else {i: str(e) for i, e in lookup.failed.items()}
         absent = () if lookup is None else tuple(sorted(lookup.absent))
         return Selected(list(candidates.values()), account, absent, unreadable, holders)
@@ -245,7 +249,9 @@ class Run:
         mine = [d for d in whole if self._mine(d.task.task_id)] if sharded else whole
         planned = Planned(whole, mine, evidence)
         planned.refusal_reason, planned.refusal = judge_caps(whole, p, selected.account)
-        self.warnings += account_warnings(list(listed), selected.account, p)
+        self.warnings += account_warnings(listed, selected.account, p)
+        if selected.account is not None:  # nothing reads it from here on
+            selected.account_size, selected.account = len(selected.account), None
         return planned
 
     def record_plan(self, planned: Planned, selected: Selected) -> None:
@@ -344,7 +350,7 @@ class Run:
 
 def _verify_pages(selected: Selected, listed_size: int | None) -> int | None:
     """What a verifying listing costs, when the account's size is known (else: GET each)."""
-    size = len(selected.account) if selected.account is not None else listed_size
+    size = selected.account_size if selected.account_size is not None else listed_size
     return None if size is None else math.ceil(size / LIMIT) + 1
 
 

@@ -46,19 +46,41 @@ def evidence_from(
     holders = list(holders)
     referenced: set[str] = set()
     recent: set[str] = set()
-    window = policy.protect.used_within_s
     for holder in holders:
         if holder.task_id is None:
             continue
         if holder.kind == "profile":
             referenced.add(holder.task_id)
-        if (
-            window is not None
-            and holder.kind == "run"
-            and (holder.created_at is None or holder.created_at > now - timedelta(seconds=window))
-        ):
-            recent.add(holder.task_id)  # an undated run might be recent: keep
+        if _recent_run(holder, policy, now):
+            recent.add(holder.task_id)
     return Evidence(kept, holding_map(holders), frozenset(referenced), frozenset(recent))
+
+
+def holders_that_count(
+    holders: list[Holder] | None, policy: Policy, now: datetime
+) -> list[Holder] | None:
+    """The runs and profiles ``evidence_from`` can use at ``now`` or later: profiles,
+    runs that hold their task, runs within ``protect.used_within``. A finished run
+    older than the window says nothing about any task now or later, and on a large
+    account most runs are that: they are not kept for the rest of the run."""
+    if holders is None:
+        return None
+    return [
+        h
+        for h in holders
+        if h.task_id is not None
+        and (h.kind == "profile" or h.holding or _recent_run(h, policy, now))
+    ]
+
+
+def _recent_run(holder: Holder, policy: Policy, now: datetime) -> bool:
+    """A run within ``protect.used_within`` of ``now`` (an undated run might be: yes)."""
+    window = policy.protect.used_within_s
+    return (
+        window is not None
+        and holder.kind == "run"
+        and (holder.created_at is None or holder.created_at > now - timedelta(seconds=window))
+    )
 
 
 def newest_per_group(tasks: Iterable[Task], policy: Policy) -> frozenset[str]:

@@ -57,7 +57,7 @@ class Source:
         ``first``: page 0, when the caller has read it already (it is not read again).
         """
         listing = await self.lister.list_all(TASKS, first)
-        tasks = dict(listing.items)
+        tasks = listing.items  # this call's own: not copied
         if listing.conflicts:
             settled = await self.get_each(sorted(listing.conflicts))
             if settled.failed:

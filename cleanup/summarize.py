@@ -76,7 +76,7 @@ def build_summary(run: Run, error: CleanupError | None, crashed: bool) -> RunSum
         dry_run=not prep.settings.apply,
         exit_code=code,
         counts=counts,
-        task_ids={o.value: tuple(ids) for o, ids in ledger.ids.items()},
+        task_ids=ledger.task_ids(),
         requests=requests,
         requests_total=requests_total,
         duration_s=duration,
@@ -98,5 +98,5 @@ def build_summary(run: Run, error: CleanupError | None, crashed: bool) -> RunSum
         plan_path=prep.settings.plan_out,
         planned=run.planned is not None,
         audit_lines=b"".join(run.audit.captured) if run.audit.captured is not None else None,
-        decisions=tuple(run.planned.mine) if run.planned is not None else (),
+        decisions=run.planned.mine if run.planned is not None else (),
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -61,7 +62,7 @@ class RunSummary:
     """The run got as far as planning (a dry run's plan table means something)."""
     audit_lines: bytes | None = field(default=None, repr=False, compare=False)
     """This run's audit lines, when ``Settings.capture_audit`` asked for them."""
-    decisions: tuple[Decision, ...] = field(default=(), repr=False, compare=False)
+    decisions: Sequence[Decision] = field(default=(), repr=False, compare=False)
 
     @property
     def deleted(self) -> tuple[str, ...]:
@@ -91,7 +92,7 @@ class RunSummary:
             "statuses_seen": self.statuses_seen,
             "refusal": self.refusal,
             "notes": {k: [n.to_json() for n in v] for k, v in self.notes.items()},
-            "task_ids": {k: list(v) for k, v in self.task_ids.items()},
+            "task_ids": dict(self.task_ids),  # tuples are JSON arrays: not copied
             "progress_events": self.progress_events,
             "requests": self.requests,
             "requests_total": self.requests_total,

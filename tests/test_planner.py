@@ -6,9 +6,18 @@ from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from cleanup.model import Action, Decision, Task
-from cleanup.planner import Evidence, judge, newest_per_group, plan
+from cleanup.model import Action, Decision, Holder, Task
+from cleanup.planner import (
+    Evidence,
+    evidence_from,
+    holders_that_count,
+    judge,
+    newest_per_group,
+    plan,
+)
 from cleanup.policy import Policy, policy_from_mapping
 
 UTC = UTC
@@ -635,3 +644,36 @@ def test_older_than_beyond_datetime_range_does_not_crash(older_than):
         return
     [decision] = plan([task()], policy, NOW)
     assert (decision.action, decision.reason) == (SKIP, "older_than")
+
+
+_HOLDERS = st.lists(
+    st.builds(
+        Holder,
+        kind=st.sampled_from(["run", "profile"]),
+        holder_id=st.sampled_from(["h1", "h2", "h3", "h4"]),
+        task_id=st.sampled_from(["t1", "t2", "t3", None]),
+        status=st.sampled_from(["completed", "in_progress", "Registered", "failed", None]),
+        created_at=st.none() | st.integers(0, 10 * 86400).map(lambda s: NOW - timedelta(seconds=s)),
+    ),
+    max_size=12,
+)
+
+
+@settings(max_examples=300)
+@given(
+    holders=_HOLDERS,
+    window=st.sampled_from([None, "1h", "2d", "7d"]),
+    later=st.integers(0, 5 * 86400),
+)
+def test_the_holders_kept_give_the_same_evidence_now_and_later(holders, window, later):
+    """``holders_that_count`` drops only holders ``evidence_from`` cannot use: the
+    evidence from what it keeps equals the evidence from every holder, at the moment
+    it was kept and at any later moment (the busy loop asks again later)."""
+    p = pol(protect={"used_within": window} if window else {})
+    kept = holders_that_count(holders, p, NOW)
+    assert kept is not None
+    for moment in (NOW, NOW + timedelta(seconds=later)):
+        assert evidence_from(kept, p, moment, frozenset()) == evidence_from(
+            holders, p, moment, frozenset()
+        )
+    assert holders_that_count(None, p, NOW) is None
