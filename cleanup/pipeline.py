@@ -176,7 +176,6 @@ class Run:
                 self.would_refuse = True
                 self.warnings.append("an --apply run would refuse: " + planned.refusal)
                 log.warning("safety_guard_would_refuse", refusal=planned.refusal, exit_code=5)
-            acting = [d for d in planned.mine if d.action is not Action.SKIP]
             executor = Executor(
                 self.client,
                 self.source,
@@ -189,8 +188,9 @@ class Run:
             )
             self.executor = executor
             if not self.prepared.settings.apply:
-                executor.preview(acting)
+                executor.preview(d for d in planned.mine if d.action is not Action.SKIP)
                 return
+            acting = [d for d in planned.mine if d.action is not Action.SKIP]
             if acting and self.confirm is not None and not await self.confirm(len(acting)):
                 self.stopping.request("not_confirmed", 0.0)
                 raise CleanupError("--apply was not confirmed; nothing was deleted")
@@ -206,7 +206,7 @@ class Run:
         async with self.watch.ticking():
             # A listed account almost always needs its runs and profiles too: list them
             # alongside the tasks (within the same rate budget) instead of after.
-            early = asyncio.ensure_future(self.source.holders()) if needs_listing else None
+            early = asyncio.ensure_future(self._holders()) if needs_listing else None
             try:
                 account = await self.source.list_tasks() if needs_listing else None
             except BaseException:
@@ -228,11 +228,17 @@ class Run:
             if early is not None:
                 holders = await early
             elif candidates:
-                holders = await self.source.holders()
-            holders = holders_that_count(holders, p, datetime.now(UTC))
+                holders = await self._holders()
         unreadable = {} if lookup is None else {i: str(e) for i, e in lookup.failed.items()}
         absent = () if lookup is None else tuple(sorted(lookup.absent))
         return Selected(list(candidates.values()), account, absent, unreadable, holders)
+
+    async def _holders(self) -> list[Holder]:
+        """The runs and profiles that count (``holders_that_count``), sorted out as soon
+        as they are listed: most of a large account's runs are let go before the task
+        listing ends, instead of being held beside it."""
+        holders = await self.source.holders()
+        return holders_that_count(holders, self.prepared.policy, datetime.now(UTC))
 
     def plan(self, selected: Selected) -> Planned:
         """Pure decisions over the whole plan; guards judged on it, before sharding."""

@@ -15,6 +15,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from fnmatch import fnmatchcase
+from typing import overload
 
 from .evidence import holding_map
 from .model import BUSY_STATUSES, DELETABLE_STATUSES, Action, Decision, Holder, Task
@@ -56,6 +57,10 @@ def evidence_from(
     return Evidence(kept, holding_map(holders), frozenset(referenced), frozenset(recent))
 
 
+@overload
+def holders_that_count(holders: list[Holder], policy: Policy, now: datetime) -> list[Holder]: ...
+@overload
+def holders_that_count(holders: None, policy: Policy, now: datetime) -> None: ...
 def holders_that_count(
     holders: list[Holder] | None, policy: Policy, now: datetime
 ) -> list[Holder] | None:

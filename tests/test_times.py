@@ -10,6 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from cleanup import times
+from cleanup.model import Task
 from cleanup.times import (
     EPOCH_MS_THRESHOLD,
     MAX_DURATION_S,
@@ -430,3 +431,16 @@ def test_the_fast_path_reads_as_the_general_one(when, fraction, zone, noise):
     if times._EPOCH.fullmatch(text.strip()):
         return  # a digit string is an epoch, read before either
     assert parse_api_time(text) == expected
+
+
+@settings(max_examples=1000)
+@given(
+    when=st.datetimes(timezones=st.sampled_from([UTC, timezone(timedelta(hours=9))])),
+)
+def test_a_task_gives_back_its_created_at_exactly(when):
+    """A task stores a UTC time compactly, and any time it is given comes back as it
+    was: the same instant, the same zone, equal tasks for equal times."""
+    task = Task("t1", "exp", "completed", when)
+    assert task.created_at == when and task.created_at.tzinfo == when.tzinfo
+    assert task == Task("t1", "exp", "completed", when)
+    assert hash(task) == hash(Task("t1", "exp", "completed", when))
