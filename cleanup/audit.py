@@ -5,7 +5,10 @@ Every line has ``event``, ``timestamp`` (ISO 8601 UTC), ``run_id`` and
 file's first line), so ``nclue-cleanup audit verify`` finds the first line that was
 altered or lost. A line is written whole with one ``write()`` or not at all: a short
 write, a full disk, a read-only file or a closed pipe raises ``AuditWriteError``, and
-from then on nothing more is written (the caller sends no further DELETE).
+from then on nothing more is written (the caller sends no further DELETE). Lines
+recorded in one go, with nothing sent in between (``AuditLog.batch``: a dry run's
+plan, a verification's results), share their ``write()`` calls, each line still
+whole in one of them; a write-ahead line is never held back.
 
 Sinks are a seam (``AuditSink``): a regular file, opened without following a
 symlink, created owner-only, locked against a second run, appended to and fsynced
@@ -14,6 +17,7 @@ every few seconds and at the end; or standard output.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import fcntl
 import hashlib
@@ -22,7 +26,7 @@ import os
 import re
 import stat
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from functools import lru_cache
 from json.encoder import encode_basestring
 from pathlib import Path
@@ -38,6 +42,7 @@ _ENCODE = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), default=st
 _OWN_KEYS = frozenset({"event", "timestamp", "run_id", "prev_sha256"})
 """Written by the log itself, in this order around the caller's fields; never twice."""
 _STATUS_LIMIT = 64
+_BATCH_BYTES = 64 * 1024
 _LINE_BREAKS = re.compile("[\x85\u2028\u2029]")
 """Characters ``str.splitlines`` (and some log shippers) break a line at; escaped."""
 
@@ -164,6 +169,8 @@ class AuditLog:
         self.captured: list[bytes] | None = None
         """This run's lines, kept when they must be archived at the end."""
         self._run_id = _string(run_id)
+        self._held: list[bytes] | None = None
+        self._held_bytes = 0
         self._second = -1
         self._prefix = ""
 
@@ -191,14 +198,49 @@ class AuditLog:
             # may spell one) becomes its \uXXXX escape the same way.
             text = _LINE_BREAKS.sub(_escape, text)
         line = text.encode("utf-8", "backslashreplace")
+        if self._held is None:
+            self._put([line + b"\n"])
+        else:
+            self._held.append(line + b"\n")
+            self._held_bytes += len(line) + 1
+            if self._held_bytes >= _BATCH_BYTES:
+                self._release()
+        self.head_sha256 = hashlib.sha256(line).hexdigest()
+
+    @property
+    def batching(self) -> bool:
+        return self._held is not None
+
+    @contextlib.contextmanager
+    def batch(self) -> Iterator[None]:
+        """Hold the lines written inside and write them together at the end (and every
+        ``_BATCH_BYTES``): for a burst of lines with nothing sent in between. A write
+        that fails raises here, at the end, as a line's would."""
+        if self._held is not None:  # already batching: one batch
+            yield
+            return
+        self._held, self._held_bytes = [], 0
         try:
-            self.sink.write(line + b"\n")
+            yield
+        finally:
+            try:
+                self._release()
+            finally:
+                self._held = None
+
+    def _release(self) -> None:
+        held, self._held, self._held_bytes = self._held or [], [], 0
+        if held and self.failure is None:
+            self._put(held)
+
+    def _put(self, lines: list[bytes]) -> None:
+        try:
+            self.sink.write(lines[0] if len(lines) == 1 else b"".join(lines))
         except AuditWriteError as exc:
             self.failure = exc
             raise
-        self.head_sha256 = hashlib.sha256(line).hexdigest()
         if self.captured is not None:
-            self.captured.append(line + b"\n")
+            self.captured.extend(lines)
 
     def close(self) -> None:
         try:

@@ -113,14 +113,17 @@ class Executor:
 
     def preview(self, decisions: Iterable[Decision]) -> None:
         """Dry run: record what would happen, send nothing, wait for nothing."""
-        for d in decisions:
-            if d.action is Action.DELETE:
-                self.recorder.finish(Outcome.WOULD_DELETE, d.task, reason=d.reason, detail=d.detail)
-            elif d.action is Action.DEFER:
-                # Recorded as still_busy with would=wait; shown as "would wait (busy)".
-                self.recorder.finish(
-                    Outcome.STILL_BUSY, d.task, reason=d.reason, detail=d.detail, would="wait"
-                )
+        with self.recorder.batch():
+            for d in decisions:
+                if d.action is Action.DELETE:
+                    self.recorder.finish(
+                        Outcome.WOULD_DELETE, d.task, reason=d.reason, detail=d.detail
+                    )
+                elif d.action is Action.DEFER:
+                    # Recorded as still_busy with would=wait; shown as "would wait (busy)".
+                    self.recorder.finish(
+                        Outcome.STILL_BUSY, d.task, reason=d.reason, detail=d.detail, would="wait"
+                    )
 
     # -- apply -------------------------------------------------------------------------
 

@@ -262,6 +262,10 @@ class Run:
 
     def record_plan(self, planned: Planned, selected: Selected) -> None:
         """Terminal lines for what the plan settles now; statuses seen are counted."""
+        with self.recorder.batch():  # nothing is sent while the plan is recorded
+            self._record_plan(planned, selected)
+
+    def _record_plan(self, planned: Planned, selected: Selected) -> None:
         ledger = self.ledger
         explicit = set(self.prepared.explicit)
         for d in planned.mine:

@@ -183,11 +183,11 @@ def _filter_rule(task: Task, policy: Policy, now: datetime) -> tuple[str, str] |
     regex = filters.name_regex
     if regex is not None and (name is None or not regex.fullmatch(name)):
         return ("name_regex", f"name does not match {regex.pattern!r}")
+    if not needs_created_at(policy):
+        return None  # no rule reads the time
     created = task.created_at
     if created is None:
-        if needs_created_at(policy):
-            return ("created_at_unknown", "created_at missing or unreadable")
-        return None
+        return ("created_at_unknown", "created_at missing or unreadable")
     if filters.older_than_s is not None and created > now - timedelta(seconds=filters.older_than_s):
         return ("older_than", "created too recently")
     if filters.created_before is not None and created >= filters.created_before:

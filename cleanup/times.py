@@ -135,8 +135,11 @@ def _canonical(text: str) -> bool:
     digits = text[:4] + text[5:7] + text[8:10] + text[11:13] + text[14:16] + text[17:19]
     rest = text[19:]
     if rest[:1] == ".":
-        width = next((w for w in (6, 3) if rest[1 : 2 + w][w:] in ("Z", "+", "-")), 0)
-        if not width:
+        if rest[7:8] in ("Z", "+", "-"):
+            width = 6
+        elif rest[4:5] in ("Z", "+", "-"):
+            width = 3
+        else:
             return False
         digits += rest[1 : 1 + width]
         rest = rest[1 + width :]

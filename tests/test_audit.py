@@ -243,3 +243,63 @@ def test_fields_cannot_overwrite_the_logs_own_keys(tmp_path: Path):
     first = read_audit(path)[0]
     assert first["run_id"] == "r1" and first["n"] == 1 and first["timestamp"] != "x"
     assert verify(path).ok
+
+
+class _CountingSink(FileSink):
+    """A real file that also keeps every write() it was given."""
+
+    def __init__(self, path: Path) -> None:
+        super().__init__(path)
+        self.writes: list[bytes] = []
+
+    def write(self, line: bytes) -> None:
+        self.writes.append(line)
+        super().write(line)
+
+
+def test_a_batch_shares_writes_and_each_line_stays_whole(tmp_path: Path):
+    """A burst of 2,000 outcomes in a batch takes a few writes (at most 64 KiB each,
+    whole lines only); the file reads and verifies as if written line by line."""
+    path = tmp_path / "audit.jsonl"
+    sink = _CountingSink(path)
+    log = AuditLog(sink, "r1")
+    recorder = Recorder(log, Ledger())
+    log.write("run_started")
+    with recorder.batch():
+        for i in range(2000):
+            recorder.finish(Outcome.WOULD_DELETE, Task(f"t{i}", "exp", "completed"))
+        assert len(sink.writes) < 20
+    log.write("run_finished")
+    log.close()
+    assert 3 < len(sink.writes) < 20
+    for data in sink.writes:
+        assert data.endswith(b"\n") and len(data) <= 64 * 1024 + 400
+    assert [r["task_id"] for r in read_audit(path)[1:-1]] == [f"t{i}" for i in range(2000)]
+    assert verify(path).ok
+
+
+def test_a_full_disk_in_a_batch_is_told_once_and_stops_the_log():
+    """The batch's write fails at its end: ``on_failure`` is told once, nothing more
+    is written, and the outcomes are still counted."""
+    fd = os.open("/dev/full", os.O_WRONLY)
+    try:
+        log = AuditLog(StreamSink(fd), "r1")
+        recorder = Recorder(log, Ledger())
+        told: list[AuditWriteError] = []
+        recorder.on_failure = told.append
+        with recorder.batch():
+            recorder.finish(Outcome.WOULD_DELETE, Task("t1", "exp", "completed"))
+            recorder.finish(Outcome.WOULD_DELETE, Task("t2", "exp", "completed"))
+        assert len(told) == 1 and log.failure is told[0]
+        recorder.finish(Outcome.WOULD_DELETE, Task("t3", "exp", "completed"))
+        assert len(told) == 1
+        assert recorder.ledger.counts()["would_delete"] == 3
+    finally:
+        os.close(fd)
+
+
+def test_a_write_ahead_line_is_never_held_in_a_batch(tmp_path: Path):
+    """``deleting`` must be written before its DELETE: inside a batch it is a bug."""
+    recorder = Recorder(AuditLog(FileSink(tmp_path / "a.jsonl"), "r1"), Ledger())
+    with pytest.raises(RuntimeError, match="write-ahead"), recorder.batch():
+        recorder.event("deleting", Task("t1"), write_ahead=True, attempt=1)

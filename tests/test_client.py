@@ -9,10 +9,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from cleanup.answers import parse_json, parse_retry_after, translate
+from cleanup.answers import check_delete_body, parse_json, parse_retry_after, translate
 from cleanup.credentials import Credentials
 from cleanup.errors import (
     AuthError,
+    BadResponseError,
     EndpointError,
     NotFoundError,
     QuotaExceededError,
@@ -193,3 +194,26 @@ def test_parse_json_reads_as_json_loads(raw: bytes):
     except ValueError:
         expected = None
     assert parse_json(raw) == expected
+
+
+@pytest.mark.parametrize(
+    ("body", "named"),
+    [
+        (b'{"task_id": "t1"}', True),
+        (b'{"task_id":"t1"}', True),
+        (b'{ "task_id" : "t1" }', True),
+        (b"", False),
+        (b'{"status": "deleted"}', False),
+        (b'{"task_id": "t10"}', None),
+        (b'{"task_id": "t1"', None),
+    ],
+)
+def test_a_delete_body_names_the_task_or_is_refused(body: bytes, named: bool | None):
+    """The API's own answer is read byte for byte, any other JSON is parsed; a body
+    naming another task or not JSON is refused."""
+    reply = Reply(200, {}, body, 1)
+    if named is None:
+        with pytest.raises(BadResponseError):
+            check_delete_body(reply, "DELETE /tasks/t1", "t1")
+    else:
+        assert check_delete_body(reply, "DELETE /tasks/t1", "t1") is named
