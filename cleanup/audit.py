@@ -12,7 +12,8 @@ whole in one of them; a write-ahead line is never held back.
 
 Sinks are a seam (``AuditSink``): a regular file, opened without following a
 symlink, created owner-only, locked against a second run, appended to and fsynced
-every few seconds and at the end; or standard output.
+every few seconds (in a thread, off the event loop; a failed sync fails the next
+write) and at the end; or standard output.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ import re
 import stat
 import time
 from collections.abc import Callable, Iterator, Mapping
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from functools import lru_cache
 from json.encoder import encode_basestring
 from pathlib import Path
@@ -69,6 +71,9 @@ class FileSink:
         self.name = str(path)
         self._clock = clock
         self._synced_at = clock()
+        # Threads start on the first sync: nothing to stop if opening fails below.
+        self._syncer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="audit-fsync")
+        self._syncing: Future[None] | None = None
         flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC
         try:
             self._fd = os.open(self.name, flags, 0o600)
@@ -98,6 +103,7 @@ class FileSink:
         return hashlib.sha256(last.rstrip(b"\n")).hexdigest()
 
     def write(self, line: bytes) -> None:
+        self._synced_ok()
         try:
             written = os.write(self._fd, line)
         except OSError as exc:
@@ -109,24 +115,50 @@ class FileSink:
                 f"audit log {self.name}: short write ({written} of {len(line)} bytes, disk "
                 "full?); no further DELETE is sent"
             )
-        if self._clock() - self._synced_at > _FSYNC_EVERY_S:
-            self.sync()
+        if self._clock() - self._synced_at > _FSYNC_EVERY_S and self._syncing is None:
+            # In a thread of its own: an fsync can take tens of milliseconds, and on the
+            # event loop it would hold back every request that already has its rate
+            # slot (at 1 request/s, two would then reach the API under 1 s apart).
+            self._synced_at = self._clock()
+            self._syncing = self._syncer.submit(self._fsync)
 
     def sync(self) -> None:
-        try:
-            os.fsync(self._fd)
-        except OSError as exc:
-            if exc.errno not in (errno.EINVAL, errno.EROFS):
-                raise AuditWriteError(
-                    f"audit log {self.name}: cannot sync ({exc.strerror})"
-                ) from None
+        """Wait for a sync in flight, then sync now (the end of a run)."""
+        if self._syncing is not None:
+            wait([self._syncing])
+        self._synced_ok()
+        self._fsync_or_raise()
         self._synced_at = self._clock()
 
     def close(self) -> None:
         try:
             self.sync()
         finally:
+            self._syncer.shutdown(wait=True)
             os.close(self._fd)
+
+    def _synced_ok(self) -> None:
+        """Raise ``AuditWriteError`` when the last background sync failed."""
+        done = self._syncing
+        if done is None or not done.done():
+            return
+        self._syncing = None
+        if done.exception() is not None:
+            self._fsync_or_raise(done.exception())
+
+    def _fsync(self) -> None:
+        os.fsync(self._fd)
+
+    def _fsync_or_raise(self, failed: BaseException | None = None) -> None:
+        try:
+            if failed is not None:
+                raise failed
+            self._fsync()
+        except OSError as exc:
+            if exc.errno not in (errno.EINVAL, errno.EROFS):
+                raise AuditWriteError(
+                    f"audit log {self.name}: cannot sync ({exc.strerror})"
+                ) from None
 
 
 class StreamSink:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import stat
@@ -303,3 +304,34 @@ def test_a_write_ahead_line_is_never_held_in_a_batch(tmp_path: Path):
     recorder = Recorder(AuditLog(FileSink(tmp_path / "a.jsonl"), "r1"), Ledger())
     with pytest.raises(RuntimeError, match="write-ahead"), recorder.batch():
         recorder.event("deleting", Task("t1"), write_ahead=True, attempt=1)
+
+
+def test_syncs_run_off_the_event_loop_and_a_failed_one_stops_the_log(tmp_path, monkeypatch):
+    """Every few seconds the file is fsynced in a thread of its own (an fsync can take
+    tens of milliseconds); the end of the run syncs in place; a sync that failed (EIO)
+    makes the next write an AuditWriteError."""
+    import threading
+
+    real_fsync, synced_on = os.fsync, []
+
+    def fsync(fd: int) -> None:
+        synced_on.append(threading.current_thread().name)
+        if len(synced_on) == 3:
+            raise OSError(errno.EIO, "Input/output error")
+        real_fsync(fd)
+
+    monkeypatch.setattr("cleanup.audit.os.fsync", fsync)
+    now = [0.0]
+    sink = FileSink(tmp_path / "audit.jsonl", clock=lambda: now[0])
+    log = AuditLog(sink, "r1")
+    log.write("run_started")
+    now[0] = 5.0
+    log.write("run_finished")  # due: handed to the sync thread
+    sink.sync()  # waits for it, then syncs here
+    assert synced_on[0].startswith("audit-fsync") and synced_on[1] == "MainThread"
+    now[0] = 10.0
+    log.write("run_started")  # the third sync fails in the thread
+    sink._syncer.submit(lambda: None).result()  # the thread is done with it
+    with pytest.raises(AuditWriteError, match="cannot sync"):
+        log.write("run_finished")
+    sink._syncer.shutdown()
