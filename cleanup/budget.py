@@ -24,6 +24,13 @@ log = structlog.get_logger(__name__)
 _MIN_FACTOR = 0.05
 _DECREASE = 0.75  # per 429
 _RECOVERY = 1.02  # per success
+MARGIN_SHARE, MARGIN_MAX_S = 0.02, 0.02
+"""Slots are ``1 / rate`` apart plus 2 % of that, at most 20 ms (both budgets)."""
+
+
+def spaced(exact_s: float) -> float:
+    """The spacing of two slots ``exact_s`` apart at the rate, with the margin."""
+    return exact_s + min(exact_s * MARGIN_SHARE, MARGIN_MAX_S)
 
 
 @runtime_checkable
@@ -79,8 +86,7 @@ class LocalBudget:
         # A little more than 1 / rate: a slot is taken a moment before the request
         # leaves and sending jitters, so without the margin two requests could reach
         # the server just under 1 s apart at 1 request/s.
-        exact = 1.0 / self.effective_rate
-        return exact + min(exact * 0.02, 0.02)
+        return spaced(1.0 / self.effective_rate)
 
     async def acquire(self) -> None:
         now = self._clock()

@@ -52,7 +52,15 @@ from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
 
-from cleanup.budget import _DECREASE, _MIN_FACTOR, _RECOVERY, LocalBudget, RateBudget
+from cleanup.budget import (
+    _DECREASE,
+    _MIN_FACTOR,
+    _RECOVERY,
+    MARGIN_MAX_S,
+    MARGIN_SHARE,
+    LocalBudget,
+    RateBudget,
+)
 from cleanup.errors import UsageError
 from cleanup.logs import get_logger
 
@@ -66,7 +74,8 @@ _FAILURES = (RedisError, OSError, TimeoutError)
 
 # KEYS[1] the account's hash. ARGV: exact interval (us, at factor 1), successes since the
 # caller's last call, pause (us, -1 for none), reserve (1 or 0), idle TTL (ms), minimum
-# factor, decrease per 429, recovery per success. Returns {wait (us), factor}.
+# factor, decrease per 429, recovery per success, margin share, margin cap (us): the
+# per-process budget's margin (budget.spaced). Returns {wait (us), factor}.
 _SCRIPT = """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
@@ -85,7 +94,7 @@ local wait = 0
 if ARGV[4] == '1' then
   local slot = math.max(now, nxt)
   local exact = tonumber(ARGV[1]) / factor
-  nxt = slot + exact + math.min(exact * 0.01, 5000)
+  nxt = slot + exact + math.min(exact * tonumber(ARGV[9]), tonumber(ARGV[10]))
   wait = slot - now
 end
 redis.call('HSET', KEYS[1], 'next', string.format('%.0f', nxt), 'factor', tostring(factor))
@@ -227,6 +236,8 @@ class RedisBudget:
                 _MIN_FACTOR,
                 _DECREASE,
                 _RECOVERY,
+                MARGIN_SHARE,
+                MARGIN_MAX_S * 1e6,
             ],
         )
         wait_us, factor = reply

@@ -21,7 +21,7 @@ import pytest
 import redis.asyncio as redis
 from structlog.testing import capture_logs
 
-from cleanup.budget import LocalBudget, RateBudget
+from cleanup.budget import LocalBudget, RateBudget, spaced
 from cleanup.errors import UsageError
 from cleanup.shared_budget import CLIENT_NAME, RedisBudget, budget_key, open_budget
 
@@ -453,3 +453,20 @@ async def test_two_runs_sharing_a_budget_delete_each_task_once(
     assert set(sim.state.deleted.values()) == {1}
     claimed = first.skip_reasons.get("claimed", 0) + second.skip_reasons.get("claimed", 0)
     assert claimed + len(first.deleted) + len(second.deleted) >= 120
+
+
+@pytest.mark.parametrize("rate", [1.0, 50.0])
+async def test_the_shared_budget_spaces_slots_like_the_local_one(server: RedisServer, rate: float):
+    """Slots reserved back to back are ``budget.spaced(1 / rate)`` apart in Redis, the
+    per-process budget's spacing (margin 2 %, at most 20 ms)."""
+    admin = redis.Redis(host="127.0.0.1", port=server.port, decode_responses=True)
+    budget = await open_budget(server.url(), account_key=f"spacing-{rate}", rate=rate)
+    key = budget_key(f"spacing-{rate}")
+    await budget._call(successes=0, pause_s=None, reserve=True)
+    first = float(await admin.hget(key, "next"))
+    await budget._call(successes=0, pause_s=None, reserve=True)
+    second = float(await admin.hget(key, "next"))
+    assert (second - first) / 1e6 == pytest.approx(spaced(1 / rate), abs=2e-6)
+    assert spaced(1 / rate) == pytest.approx(LocalBudget(rate).interval_s)
+    await budget.aclose()
+    await admin.aclose()
