@@ -254,11 +254,16 @@ class AuditLog:
         self._held, self._held_bytes = [], 0
         try:
             yield
-        finally:
-            try:
+        except BaseException:
+            # The lines held record what happened: written if they can be, and a
+            # failure to write them (kept in ``failure``) never hides this exception.
+            with contextlib.suppress(AuditWriteError):
                 self._release()
-            finally:
-                self._held = None
+            raise
+        else:
+            self._release()
+        finally:
+            self._held = None
 
     def _release(self) -> None:
         held, self._held, self._held_bytes = self._held or [], [], 0

@@ -335,3 +335,18 @@ def test_syncs_run_off_the_event_loop_and_a_failed_one_stops_the_log(tmp_path, m
     with pytest.raises(AuditWriteError, match="cannot sync"):
         log.write("run_finished")
     sink._syncer.shutdown()
+
+
+def test_an_error_inside_a_batch_is_not_hidden_by_a_failed_write():
+    """A bug raised inside a batch reaches the caller even when the held lines then
+    cannot be written (the log keeps that failure; nothing more is written)."""
+    fd = os.open("/dev/full", os.O_WRONLY)
+    try:
+        log = AuditLog(StreamSink(fd), "r1")
+        recorder = Recorder(log, Ledger())
+        with pytest.raises(ZeroDivisionError), recorder.batch():
+            recorder.finish(Outcome.WOULD_DELETE, Task("t1", "exp", "completed"))
+            _ = 1 / 0
+        assert log.failure is not None and not log.batching
+    finally:
+        os.close(fd)
