@@ -185,9 +185,10 @@ async def _read_capped(resp: aiohttp.ClientResponse, where: str) -> bytes:
     if resp.headers.get("Content-Encoding", "identity") in ("identity", ""):
         if declared is not None and declared > MAX_BODY_BYTES:
             raise BadResponseError(f"{where}: response body of {declared} bytes is over 16 MB")
-        if declared is not None:
+        if declared is not None and "Transfer-Encoding" not in resp.headers:
             # aiohttp reads exactly the declared length (a longer body is a protocol
-            # error), so the cap holds without counting chunks.
+            # error), so the cap holds without counting chunks. A length beside
+            # Transfer-Encoding is refused by aiohttp; were it not, chunks are counted.
             return await resp.read()
     chunks: list[bytes] = []
     size = 0

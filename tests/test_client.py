@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 
@@ -10,6 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from cleanup.answers import check_delete_body, parse_json, parse_retry_after, translate
+from cleanup.budget import LocalBudget
 from cleanup.credentials import Credentials
 from cleanup.errors import (
     AuthError,
@@ -22,9 +24,9 @@ from cleanup.errors import (
     TransientApiError,
 )
 from cleanup.kinds import TASKS
-from cleanup.transport import Reply
+from cleanup.transport import Reply, Transport
 
-from .conftest import account, api_stack
+from .conftest import CREDS, account, api_stack
 
 
 async def test_signed_requests_are_accepted(make_sim):
@@ -217,3 +219,37 @@ def test_a_delete_body_names_the_task_or_is_refused(body: bytes, named: bool | N
             check_delete_body(reply, "DELETE /tasks/t1", "t1")
     else:
         assert check_delete_body(reply, "DELETE /tasks/t1", "t1") is named
+
+
+async def test_a_declared_length_with_chunks_behind_it_is_still_capped():
+    """A hostile server that declares a small Content-Length and sends Transfer-Encoding:
+    chunked with 17 MB behind it: refused (aiohttp calls it a protocol error; were it
+    read, the chunks would be counted against the 16 MB cap), never taken as an answer."""
+    chunk = b"0" * (1 << 20)
+
+    async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+        writer.write(
+            b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 2\r\n"
+            b"Transfer-Encoding: chunked\r\n\r\n"
+        )
+        with contextlib.suppress(ConnectionError, asyncio.CancelledError):
+            for _ in range(17):
+                writer.write(b"%x\r\n" % len(chunk) + chunk + b"\r\n")
+                await writer.drain()
+            writer.write(b"0\r\n\r\n")
+            await writer.drain()
+        writer.close()
+
+    server = await asyncio.start_server(answer, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    transport = Transport(
+        f"http://127.0.0.1:{port}/api/v1", CREDS, LocalBudget(100), concurrency=1, timeout_s=10
+    )
+    try:
+        async with transport:
+            with pytest.raises((BadResponseError, TransientApiError)):
+                await transport.send("GET", "/tasks/t1", route="get_task")
+    finally:
+        server.close()
+        await server.wait_closed()
