@@ -208,18 +208,10 @@ def _failed(spec: AccountSpec, policy: Any, settings: Settings, error: CleanupEr
 
 
 def _write_all(summaries: list[RunSummary], worst: int, path: str) -> None:
-    import json
-    import sys
-
-    from .fsutil import atomic_write
+    from .fsutil import write_json
 
     document = {"exit_code": worst, "accounts": [s.to_json() for s in summaries]}
-    text = json.dumps(document, indent=1) + "\n"
-    if path == "-":
-        sys.stdout.write(text)
-        sys.stdout.flush()
-    else:
-        atomic_write(path, text.encode())
+    write_json(document, path, indent=1)
 
 
 __all__ = ["AccountSpec", "account_path", "load_accounts", "run_accounts", "write_summary_json"]

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import PlanError
-from .fsutil import atomic_write
+from .fsutil import atomic_write, json_chunks
 from .model import Action, Decision, valid_task_id
 from .policy import Policy
 from .untrusted import cut_name, printable
@@ -87,8 +87,7 @@ def write_plan(
         "tasks": tasks,
     }
     document["sha256"] = document_sha256(document)
-    text = json.dumps(document, indent=1, ensure_ascii=False) + "\n"
-    atomic_write(path, text.encode())
+    atomic_write(path, json_chunks(document, indent=1, ensure_ascii=False))
 
 
 def _task_entry(decision: Decision) -> dict[str, Any]:

@@ -24,7 +24,7 @@ from rich.table import Table
 from rich.text import Text
 
 from .exitcodes import MEANING
-from .fsutil import atomic_write, json_chunks
+from .fsutil import json_chunks, write_json
 from .model import Action, Decision, Outcome
 from .progress import format_duration
 from .summary import RunSummary, TaskNote
@@ -374,19 +374,9 @@ def _cost_line(summary: RunSummary) -> str:
 
 def summary_json(summary: RunSummary) -> str:
     """The run summary as one JSON document (non-ASCII and controls escaped)."""
-    return b"".join(_summary_chunks(summary)).decode()
+    return b"".join(json_chunks(summary.to_json(), indent=1)).decode()
 
 
 def write_summary_json(summary: RunSummary, path: str) -> None:
-    """Write the JSON summary to ``path`` atomically, or to stdout for ``-``; in chunks
-    (a summary names every task, 300,000 IDs on a large account)."""
-    if path == "-":
-        for chunk in _summary_chunks(summary):  # whole JSON tokens: each decodes alone
-            sys.stdout.write(chunk.decode())
-        sys.stdout.flush()
-    else:
-        atomic_write(path, _summary_chunks(summary))
-
-
-def _summary_chunks(summary: RunSummary) -> Iterator[bytes]:
-    return json_chunks(summary.to_json(), indent=1)
+    """Write the JSON summary to ``path`` atomically, or to stdout for ``-``."""
+    write_json(summary.to_json(), path, indent=1)
