@@ -34,6 +34,23 @@ def _policy(tmp_path: Path) -> str:
     return str(path)
 
 
+async def _run(
+    sim: Any, tmp_path: Path, *extra: str, apply: bool = True, audit_log: str | None = None
+) -> tuple[int, str, str]:
+    """``nclue-cleanup run`` of a select-all policy on ``sim``, with ``extra`` options."""
+    log = audit_log or str(tmp_path / "a")
+    return await cli(
+        "run",
+        "--policy",
+        _policy(tmp_path),
+        *(["--apply"] if apply else []),
+        "--audit-log",
+        log,
+        *extra,
+        env=_env(sim),
+    )
+
+
 @pytest.mark.parametrize("audit", ["file", "stdout"])
 async def test_audit_archive_uploads_this_runs_lines_and_summary(
     make_sim, tmp_path, endpoint, bucket, audit
@@ -42,18 +59,14 @@ async def test_audit_archive_uploads_this_runs_lines_and_summary(
     also when the audit log went to stdout (the CronJob's way)."""
     sim = await make_sim(account(4))
     log = str(tmp_path / "a.jsonl") if audit == "file" else "-"
-    code, _, err = await cli(
-        "run",
-        "--policy",
-        _policy(tmp_path),
-        "--apply",
-        "--audit-log",
-        log,
+    code, _, err = await _run(
+        sim,
+        tmp_path,
         "--audit-archive",
         f"s3://{bucket}/nclue/dev",
         "--archive-endpoint",
         endpoint,
-        env=_env(sim),
+        audit_log=log,
     )
     assert code == 0, err
     keys = sorted(o["Key"] for o in s3(endpoint).list_objects_v2(Bucket=bucket)["Contents"])
@@ -68,18 +81,13 @@ async def test_audit_archive_uploads_this_runs_lines_and_summary(
 async def test_missing_archive_bucket_is_found_before_any_request(make_sim, tmp_path, endpoint):
     """A bucket that does not exist is a usage error (exit 2) before the first API call."""
     sim = await make_sim(account(2))
-    code, _, err = await cli(
-        "run",
-        "--policy",
-        _policy(tmp_path),
-        "--apply",
-        "--audit-log",
-        str(tmp_path / "a"),
+    code, _, err = await _run(
+        sim,
+        tmp_path,
         "--audit-archive",
         "s3://no-such-bucket-here/x",
         "--archive-endpoint",
         endpoint,
-        env=_env(sim),
     )
     assert code == 2 and "no-such-bucket-here" in err
     assert sim.state.total_requests() == 0
@@ -102,15 +110,12 @@ async def test_notify_posts_the_summary_to_a_webhook(make_sim, tmp_path):
     port = runner.addresses[0][1]
     try:
         sim = await make_sim(account(3))
-        code, _, err = await cli(
-            "run",
-            "--policy",
-            _policy(tmp_path),
-            "--audit-log",
-            str(tmp_path / "a"),
+        code, _, err = await _run(
+            sim,
+            tmp_path,
             "--notify",
             f"http://127.0.0.1:{port}/hooks/T000/secret-token",
-            env=_env(sim),
+            apply=False,
         )
     finally:
         await runner.cleanup()
@@ -122,16 +127,8 @@ async def test_notify_posts_the_summary_to_a_webhook(make_sim, tmp_path):
 async def test_unreachable_shared_budget_falls_back_with_a_warning(make_sim, tmp_path):
     """--shared-budget that cannot be reached: the per-process budget, a warning, exit 0."""
     sim = await make_sim(account(3))
-    code, _, err = await cli(
-        "run",
-        "--policy",
-        _policy(tmp_path),
-        "--apply",
-        "--audit-log",
-        str(tmp_path / "a"),
-        "--shared-budget",
-        "redis://:pw-not-shown@127.0.0.1:9/0",
-        env=_env(sim),
+    code, _, err = await _run(
+        sim, tmp_path, "--shared-budget", "redis://:pw-not-shown@127.0.0.1:9/0"
     )
     assert code == 0, err
     assert "shared_budget_unavailable" in err and "pw-not-shown" not in err

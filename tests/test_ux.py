@@ -24,7 +24,7 @@ import sys
 import termios
 import textwrap
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -634,6 +634,35 @@ async def test_failed_tasks_are_named_first_few(make_sim, tmp_path):
     assert sorted(n["task_id"] for n in notes) == [f"t000{i}" for i in range(7)]
 
 
+async def _interrupted(
+    sim: Any, tmp_path: Path, ready: Callable[[], bool], *args: str
+) -> tuple[int, str, str]:
+    """``nclue-cleanup run ARGS --audit-log a.jsonl`` in ``tmp_path``, sent SIGINT once
+    ``ready()`` (polled, for at most 30 s): (exit code, stdout, stderr)."""
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "cleanup",
+        "run",
+        *args,
+        "--audit-log",
+        "a.jsonl",
+        cwd=tmp_path,
+        env=clean_env(**creds_env(sim)),
+        stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    for _ in range(600):
+        if ready():
+            break
+        await asyncio.sleep(0.05)
+    proc.send_signal(signal.SIGINT)
+    out, err = await asyncio.wait_for(proc.communicate(), timeout=60)
+    assert proc.returncode is not None
+    return proc.returncode, out.decode(), err.decode()
+
+
 async def test_interrupted_tasks_are_counted_apart_from_rule_skips(make_sim, tmp_path):
     """After SIGINT, the summary counts 'interrupted' on its own row and line; 'skipped'
     holds only rule skips."""
@@ -642,32 +671,17 @@ async def test_interrupted_tasks_are_counted_apart_from_rule_skips(make_sim, tmp
     sim = await make_sim(state)
     doc = policy({"all": True}, filters={"name_glob": "exp"}, limits={"rate": 20})
     path = write_policy(tmp_path, doc)
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "cleanup",
-        "run",
+    code, out, err = await _interrupted(
+        sim,
+        tmp_path,
+        lambda: sim.state.count(method="DELETE") >= 3,
         "--policy",
         path,
         "--apply",
-        "--audit-log",
-        "a.jsonl",
         "--shutdown-grace",
         "2",
-        cwd=tmp_path,
-        env=clean_env(**creds_env(sim)),
-        stdin=asyncio.subprocess.DEVNULL,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
     )
-    for _ in range(600):
-        if sim.state.count(method="DELETE") >= 3:
-            break
-        await asyncio.sleep(0.05)
-    proc.send_signal(signal.SIGINT)
-    raw, err = await asyncio.wait_for(proc.communicate(), timeout=60)
-    out = raw.decode()
-    assert proc.returncode == 130, err.decode()
+    assert code == 130, err
     deleted = len(sim.state.deleted)
     never = 300 - deleted
     assert 3 <= deleted < 300
@@ -686,29 +700,10 @@ async def test_dry_run_interrupted_while_listing_prints_no_empty_plan(make_sim, 
     """SIGINT during a dry run's listing exits 130 without an empty 'would delete 0' plan."""
     sim = await make_sim(account(3000), latency_s=0.3)
     path = write_policy(tmp_path, policy({"all": True}, limits={"concurrency": 1}))
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "cleanup",
-        "run",
-        "--policy",
-        path,
-        "--audit-log",
-        "a.jsonl",
-        cwd=tmp_path,
-        env=clean_env(**creds_env(sim)),
-        stdin=asyncio.subprocess.DEVNULL,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
+    code, out, err = await _interrupted(
+        sim, tmp_path, lambda: sim.state.count(route="list_tasks") >= 2, "--policy", path
     )
-    for _ in range(600):
-        if sim.state.count(route="list_tasks") >= 2:
-            break
-        await asyncio.sleep(0.05)
-    proc.send_signal(signal.SIGINT)
-    raw, err = await asyncio.wait_for(proc.communicate(), timeout=60)
-    out = raw.decode()
-    assert proc.returncode == 130, err.decode()
+    assert code == 130, err
     assert sim.state.count(route="list_tasks") < 30  # stopped mid-listing
     assert "exit code 130: interrupted (SIGINT)" in out.splitlines()
     assert "would delete" not in out and "what --apply would do" not in out
